@@ -1,0 +1,27 @@
+"""Typed, frozen engine options with the defaults an operator would expect.
+
+Options are plain data, built once (from the command line or a test) and
+handed to the engine; nothing here reads files or the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inline_ips.flow import FlowOptions
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    flows: FlowOptions = field(default_factory=FlowOptions)
+    # IP fragment reassembly bounds.
+    defrag_max_datagrams: int = 4096
+    defrag_timeout: float = 30.0
+    # Rate trackers: keys kept per rate rule (least recently used evicted beyond it).
+    rate_max_keys: int = 100_000
+    # In-engine blocklist (the ipset mirror has its own cap).
+    blocklist_max: int = 65536
+    # Malformed packets are accepted by default (fail open); True drops them.
+    drop_invalid: bool = False
+    # After a drop rule matched, drop the rest of that flow (Suricata does this).
+    drop_flow_on_match: bool = True
