@@ -1,0 +1,53 @@
+"""The engine's own view of blocked sources: address -> expiry, capped.
+
+In live operation ``respond/block`` mirrors each entry into a kernel ipset so
+later packets are dropped before they reach Python; in replay this table
+plays the kernel's part. Entries expire by time; the table never holds more
+than ``max_entries`` (what does not fit is refused and counted, never
+silent). It does not know about the allowlist: the engine checks that first.
+"""
+
+from __future__ import annotations
+
+
+class Blocklist:
+    def __init__(self, max_entries: int = 65536) -> None:
+        self.max_entries = max_entries
+        self._until: dict[tuple[int, int], float] = {}
+        self.stats = {"added": 0, "refused_full": 0, "expired": 0}
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def is_blocked(self, version: int, addr: int, now: float) -> bool:
+        until = self._until.get((version, addr))
+        if until is None:
+            return False
+        if now >= until:
+            del self._until[(version, addr)]
+            self.stats["expired"] += 1
+            return False
+        return True
+
+    def add(self, version: int, addr: int, now: float, seconds: float) -> bool:
+        """Block for ``seconds`` (extending an existing entry); False if the table is full."""
+        key = (version, addr)
+        if key not in self._until and len(self._until) >= self.max_entries:
+            self._purge(now)
+            if len(self._until) >= self.max_entries:
+                self.stats["refused_full"] += 1
+                return False
+        self._until[key] = max(self._until.get(key, 0.0), now + seconds)
+        self.stats["added"] += 1
+        return True
+
+    def _purge(self, now: float) -> None:
+        expired = [k for k, until in self._until.items() if now >= until]
+        for k in expired:
+            del self._until[k]
+        self.stats["expired"] += len(expired)
+
+    def entries(self, now: float) -> list[tuple[int, int, float]]:
+        """(version, address, seconds left) of every live entry."""
+        self._purge(now)
+        return [(v, a, until - now) for (v, a), until in self._until.items()]

@@ -1,0 +1,151 @@
+"""Rate rules: count what a rule selects, per key, in a tumbling window.
+
+Like fail2ban's failmanager, this module only counts and reports that a key
+crossed its threshold; what to do about it (drop, block) is the verdict's job.
+A key's window starts at its first counted packet and lasts ``window``
+seconds; within it the count (or the number of distinct destination ports or
+hosts) is compared with the threshold. A rule reports ``fired`` once per key
+and window (one alert), and ``over`` for every later packet of that key in
+the same window, so a drop keeps applying while the flood lasts. The number
+of keys tracked per rule is capped (least recently used evicted, counted),
+and distinct sets stop growing at the threshold, so memory stays bounded
+whatever the traffic. Time is the packet's timestamp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from inline_ips.flow import Flow
+from inline_ips.detect.header import HeaderCheck, flow_selects
+from inline_ips.packet import ACK, PROTO_TCP, RST, SYN, Packet
+from inline_ips.rules.model import Measure, RateKey, RateRule
+
+DEFAULT_MAX_KEYS = 100_000
+
+
+class _Window:
+    __slots__ = ("count", "distinct", "fired", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.count = 0
+        self.distinct: set[int] | None = None
+        self.fired = False
+
+
+class RateTracker:
+    """The per-key windows of one rate rule."""
+
+    def __init__(self, rule: RateRule, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        self.rule = rule
+        self.header = HeaderCheck(rule.header)
+        self.flow = rule.flow
+        self.flow_any = rule.flow.is_any
+        # Packets a measure can never count are skipped before any other test.
+        self.need_flags = {Measure.SYNS: SYN, Measure.EMPTY_CONNECTIONS: RST}.get(rule.measure, 0)
+        self.max_keys = max_keys
+        self.keys: dict[object, _Window] = {}
+        self.evicted = 0
+
+    def _key(self, pkt: Packet, flow: Flow) -> object:
+        k = self.rule.key
+        if k is RateKey.SRC:
+            return pkt.src
+        if k is RateKey.DST:
+            return pkt.dst
+        if k is RateKey.SRC_DST:
+            return (pkt.src, pkt.dst)
+        return flow.flow_id
+
+    def _amount(self, pkt: Packet, flow: Flow, to_server: bool) -> int:
+        m = self.rule.measure
+        if m is Measure.PACKETS:
+            return 1
+        if m is Measure.BYTES:
+            return len(pkt.raw)
+        if m is Measure.SYNS:
+            return 1 if pkt.proto == PROTO_TCP and pkt.tcp_flags & (SYN | ACK) == SYN else 0
+        if m is Measure.DNS_RESPONSE_BYTES:
+            dns = pkt.dns
+            return dns.size if dns is not None and dns.is_response else 0
+        if m is Measure.EMPTY_CONNECTIONS:
+            empty = (
+                pkt.tcp_flags & RST and to_server and flow.established and flow.synack
+                and flow.payload[0] == 0 and flow.payload[1] == 0
+            )
+            return 1 if empty else 0
+        return 1  # distinct measures count set growth below
+
+    def update(self, pkt: Packet, flow: Flow, to_server: bool) -> int:
+        """Count the packet; return 0 (under), 1 (crossed now: alert) or 2 (still over)."""
+        amount = self._amount(pkt, flow, to_server)
+        if amount == 0:
+            return 0
+        rule = self.rule
+        key = self._key(pkt, flow)
+        keys = self.keys
+        now = pkt.ts
+        w = keys.get(key)
+        if w is None or now - w.start >= rule.window or now < w.start:
+            if w is None:
+                if len(keys) >= self.max_keys:
+                    # Insertion order is window-start order: the first key is the stalest.
+                    del keys[next(iter(keys))]
+                    self.evicted += 1
+            else:
+                del keys[key]  # re-insert at the end, keeping that order
+            w = _Window(now)
+            keys[key] = w
+        m = rule.measure
+        if m is Measure.DST_PORTS or m is Measure.DST_HOSTS:
+            value = pkt.dport if m is Measure.DST_PORTS else pkt.dst
+            if w.distinct is None:
+                w.distinct = set()
+            # Stop growing at the threshold: the set only has to prove the count.
+            if len(w.distinct) < rule.threshold:
+                w.distinct.add(value)
+            total = len(w.distinct)
+        else:
+            w.count += amount
+            total = w.count
+        if total < rule.threshold:
+            return 0
+        if w.fired:
+            return 2
+        w.fired = True
+        return 1
+
+
+class RateEngine:
+    """All rate rules; reports for each packet the rules over their threshold."""
+
+    def __init__(self, rules: Sequence[RateRule], max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        self.trackers = [RateTracker(r, max_keys) for r in rules]
+        by_proto: dict[int | None, list[RateTracker]] = {}
+        for t in self.trackers:
+            by_proto.setdefault(t.rule.header.proto, []).append(t)
+        self._any = tuple(by_proto.pop(None, []))
+        self._by_proto = {p: tuple(ts) for p, ts in by_proto.items() if p is not None}
+
+    def evaluate(self, pkt: Packet, flow: Flow, to_server: bool) -> list[tuple[RateRule, int]]:
+        out: list[tuple[RateRule, int]] = []
+        for group in (self._by_proto.get(pkt.proto, ()), self._any):
+            flags = pkt.tcp_flags
+            for t in group:
+                if t.need_flags and not flags & t.need_flags:
+                    continue
+                if not t.header.selects(pkt) or not (t.flow_any or flow_selects(t.flow, flow, to_server)):
+                    continue
+                state = t.update(pkt, flow, to_server)
+                if state:
+                    out.append((t.rule, state))
+        return out
+
+    @property
+    def tracked_keys(self) -> int:
+        return sum(len(t.keys) for t in self.trackers)
+
+    @property
+    def evicted(self) -> int:
+        return sum(t.evicted for t in self.trackers)

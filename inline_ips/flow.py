@@ -1,0 +1,195 @@
+"""Bidirectional flows: key, direction, TCP state, stream windows, bounded table.
+
+A flow is keyed by its 5-tuple in a canonical order so both directions find
+the same entry; the first packet's sender is the client (a flow first seen as
+a SYN-ACK is turned around). The table has a hard cap on entries: when it is
+full the least recently used flow is evicted, and idle flows expire by
+per-protocol timeouts, so a spoofed-source flood costs bounded memory. Each
+direction keeps a bounded stream window (the tail of in-order TCP payload) so
+content split across segments is still found. Time is the packet's
+timestamp; nothing here reads a clock. This module does not inspect payloads.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from inline_ips.packet import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Packet
+
+FlowKey = tuple[int, int, int, int, int, int]  # (version, proto, addr_a, port_a, addr_b, port_b)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowOptions:
+    max_flows: int = 65536
+    # Idle timeouts, seconds (Suricata's defaults for established flows are similar).
+    tcp_new_timeout: float = 60.0
+    tcp_established_timeout: float = 600.0
+    tcp_closed_timeout: float = 10.0
+    other_timeout: float = 60.0
+    stream_window: int = 2048  # bytes of earlier in-order payload kept per direction
+    midstream: bool = True  # flows picked up without a handshake count as established
+    http_buffer: int = 16384  # bytes of an incomplete HTTP request header kept
+
+
+class Flow:
+    __slots__ = (
+        "key", "flow_id", "version", "proto", "client", "cport", "server", "sport",
+        "first_ts", "last_ts", "pkts", "bytes", "syn", "synack", "established", "fin",
+        "closed", "next_seq", "tail", "http_buf", "dropped", "app", "payload",
+    )
+
+    def __init__(self, key: FlowKey, flow_id: int, pkt: Packet, client_is_src: bool) -> None:
+        self.key = key
+        self.flow_id = flow_id
+        self.version = pkt.ip_version
+        self.proto = pkt.proto
+        if client_is_src:
+            self.client, self.cport, self.server, self.sport = pkt.src, pkt.sport, pkt.dst, pkt.dport
+        else:
+            self.client, self.cport, self.server, self.sport = pkt.dst, pkt.dport, pkt.src, pkt.sport
+        self.first_ts = pkt.ts
+        self.last_ts = pkt.ts
+        self.pkts = [0, 0]  # [to_server, to_client]
+        self.bytes = [0, 0]
+        self.payload = [0, 0]  # TCP/UDP payload bytes per direction
+        self.syn = False
+        self.synack = False
+        self.established = False
+        self.fin = 0  # FIN seen: bit 0 to_server, bit 1 to_client
+        self.closed = False
+        self.next_seq: list[int | None] = [None, None]
+        self.tail = [b"", b""]
+        self.http_buf = b""
+        self.dropped = False
+        self.app = ""  # detected application protocol ("http", "dns", "tls") or ""
+
+    def is_to_server(self, pkt: Packet) -> bool:
+        return pkt.src == self.client and pkt.sport == self.cport and (
+            pkt.dst != self.client or pkt.dport != self.cport or pkt.src != pkt.dst
+        )
+
+    def timeout(self, opts: FlowOptions) -> float:
+        if self.proto != PROTO_TCP:
+            return opts.other_timeout
+        if self.closed:
+            return opts.tcp_closed_timeout
+        return opts.tcp_established_timeout if self.established else opts.tcp_new_timeout
+
+    def stream(self, to_server: bool, pkt: Packet, window: int) -> tuple[bytes, int]:
+        """Return (inspection buffer, bytes of it from earlier packets) and advance the window.
+
+        The buffer is the kept tail followed by this packet's payload when the
+        packet is the next in order; a retransmission is inspected alone and
+        does not change the window; a gap restarts the window.
+        """
+        payload = pkt.payload
+        d = 0 if to_server else 1
+        seq = pkt.tcp_seq
+        expected = self.next_seq[d]
+        if pkt.tcp_flags & SYN:
+            seq = (seq + 1) & 0xFFFFFFFF  # SYN takes a sequence number
+        if expected is not None and seq != expected:
+            if ((seq - expected) & 0xFFFFFFFF) > 0x7FFFFFFF:  # before expected: a retransmission
+                return payload, 0
+            self.tail[d] = b""  # a gap: what we kept no longer lines up
+        prefix = self.tail[d]
+        buf = prefix + payload if prefix else payload
+        self.tail[d] = buf[-window:] if len(buf) > window else buf
+        self.next_seq[d] = (seq + len(payload)) & 0xFFFFFFFF
+        return buf, len(prefix)
+
+
+def flow_key(pkt: Packet) -> FlowKey:
+    a = (pkt.src, pkt.sport)
+    b = (pkt.dst, pkt.dport)
+    if a > b:
+        a, b = b, a
+    return (pkt.ip_version, pkt.proto, a[0], a[1], b[0], b[1])
+
+
+class FlowTable:
+    """All live flows, bounded by ``max_flows`` with LRU eviction and idle expiry."""
+
+    def __init__(self, opts: FlowOptions | None = None) -> None:
+        self.opts = opts or FlowOptions()
+        self._flows: OrderedDict[FlowKey, Flow] = OrderedDict()
+        self._next_id = 1
+        self.stats = {"created": 0, "evicted": 0, "expired": 0}
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def lookup(self, pkt: Packet) -> tuple[Flow, bool]:
+        """Find or create the packet's flow; return it and whether the packet goes to the server."""
+        key = flow_key(pkt)
+        flows = self._flows
+        flow = flows.get(key)
+        now = pkt.ts
+        if flow is not None and now - flow.last_ts > flow.timeout(self.opts):
+            del flows[key]
+            self.stats["expired"] += 1
+            flow = None
+        if flow is None:
+            self._expire(now)
+            if len(flows) >= self.opts.max_flows:
+                flows.popitem(last=False)
+                self.stats["evicted"] += 1
+            # A SYN-ACK seen first comes from the server (we missed the SYN).
+            client_is_src = not (pkt.proto == PROTO_TCP and pkt.tcp_flags & (SYN | ACK) == (SYN | ACK))
+            flow = Flow(key, self._new_id(), pkt, client_is_src)
+            flows[key] = flow
+            self.stats["created"] += 1
+        else:
+            flows.move_to_end(key)
+        to_server = flow.is_to_server(pkt)
+        self._update(flow, pkt, to_server)
+        return flow, to_server
+
+    def _new_id(self) -> int:
+        # Suricata's flow_id is an opaque positive integer; mix a counter so ids look unrelated.
+        fid = (self._next_id * 0x9E3779B97F4A7C15) & 0x7FFFFFFFFFFFFFFF
+        self._next_id += 1
+        return fid or 1
+
+    def _update(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
+        d = 0 if to_server else 1
+        flow.last_ts = pkt.ts
+        flow.pkts[d] += 1
+        flow.bytes[d] += len(pkt.raw)
+        flow.payload[d] += len(pkt.payload)
+        if pkt.proto != PROTO_TCP:
+            if pkt.proto == PROTO_UDP and flow.pkts[1] and flow.pkts[0]:
+                flow.established = True  # Suricata: UDP is "established" once both sides spoke
+            return
+        flags = pkt.tcp_flags
+        if flags & RST:
+            flow.closed = True
+            return
+        if flags & SYN:
+            if flags & ACK:
+                if not to_server:
+                    flow.synack = True
+            elif to_server:
+                flow.syn = True
+        elif flags & ACK and to_server and flow.synack and not flow.established:
+            flow.established = True
+        elif not flow.syn and not flow.synack and self.opts.midstream and flow.pkts[0] + flow.pkts[1] == 1:
+            flow.established = True  # picked up mid-stream
+        if flags & FIN:
+            flow.fin |= 1 if to_server else 2
+            if flow.fin == 3:
+                flow.closed = True
+
+    def _expire(self, now: float, budget: int = 8) -> None:
+        """Drop a few idle flows from the least recently used end; amortised O(1)."""
+        flows = self._flows
+        opts = self.opts
+        while budget and flows:
+            key, flow = next(iter(flows.items()))
+            if now - flow.last_ts <= flow.timeout(opts):
+                return
+            del flows[key]
+            self.stats["expired"] += 1
+            budget -= 1
