@@ -1,0 +1,1 @@
+"""Outputs: how the engine reports what it saw and decided."""

@@ -1,0 +1,1 @@
+"""Packet sources: where the IP datagrams the engine judges come from."""
