@@ -68,7 +68,8 @@ class Engine:
         self.flows = FlowTable(opts.flows)
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
-        self._alerts = {r.sid: _alert(r) for r in (*rules.signatures, *rules.rates)}
+        all_rules: list[SignatureRule | RateRule] = [*rules.signatures, *rules.rates]
+        self._alerts = {r.sid: _alert(r) for r in all_rules}
         self.stats: Counter[str] = Counter()
         self.decode_errors: Counter[str] = Counter()
         self.engine_errors: Counter[str] = Counter()
@@ -80,7 +81,7 @@ class Engine:
         self.stats["packets"] += 1
         try:
             return self._process(raw, ts)
-        except Exception as e:  # noqa: BLE001 - fail open is the contract
+        except Exception as e:
             self.engine_errors[type(e).__name__] += 1
             self.stats["engine_errors"] += 1
             return Result(ACCEPT, Packet(raw, ts))

@@ -65,13 +65,15 @@ def _inspect(
     m = matches[i]
     n = len(buf)
     if isinstance(m, Regex):
+        # Like pcre /R, a relative regex sees the buffer from the previous match's end,
+        # so '^' anchors there (search(buf, pos) would not match '^' at pos).
         start = prev_end if m.relative else 0
-        found = m.compiled.search(buf, start) if start <= n else None
+        found = (m.compiled.search(buf[start:]) if start else m.compiled.search(buf)) if start <= n else None
         if m.negated:
             return found is None and _inspect(buf, lowered, matches, i + 1, prev_end, out, budget)
         if found is None:
             return False
-        return _inspect(buf, lowered, matches, i + 1, found.end(), out, budget)
+        return _inspect(buf, lowered, matches, i + 1, start + found.end(), out, budget)
 
     start, end = _window(m, prev_end, n)
     hay = lowered if m.nocase else buf

@@ -17,8 +17,18 @@ from inline_ips.rules.model import AppProto, FlowMatch, Header
 
 class HeaderCheck:
     __slots__ = (
-        "bidirectional", "dport", "dst", "fmask", "fmode", "fvalue", "icmp_code", "icmp_type",
-        "needs_l4", "proto", "sport", "src",
+        "bidirectional",
+        "dport",
+        "dst",
+        "fmask",
+        "fmode",
+        "fvalue",
+        "icmp_code",
+        "icmp_type",
+        "needs_l4",
+        "proto",
+        "sport",
+        "src",
     )
 
     def __init__(self, h: Header) -> None:
@@ -40,7 +50,7 @@ class HeaderCheck:
     def selects(self, pkt: Packet) -> bool:
         if self.proto >= 0 and pkt.proto != self.proto:
             return False
-        if self.needs_l4 and pkt.proto != PROTO_UDP and pkt.proto != PROTO_TCP:
+        if self.needs_l4 and pkt.proto not in (PROTO_UDP, PROTO_TCP):
             return False
         fmode = self.fmode
         if fmode:

@@ -31,10 +31,11 @@ def fast_pattern(rule: SignatureRule) -> FastPattern | None:
     best: FastPattern | None = None
     for bm in rule.buffers:
         for m in bm.matches:
-            if isinstance(m, Content) and not m.negated:
-                # Longer literals are rarer, so they let fewer rules through.
-                if best is None or len(m.pattern) > len(best.pattern):
-                    best = FastPattern(bm.buffer, m.pattern, m.nocase)
+            if not isinstance(m, Content) or m.negated:
+                continue
+            # Longer literals are rarer, so they let fewer rules through.
+            if best is None or len(m.pattern) > len(best.pattern):
+                best = FastPattern(bm.buffer, m.pattern, m.nocase)
     return best
 
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inline_ips.flow import Flow
 from inline_ips.detect.header import HeaderCheck, flow_selects
+from inline_ips.flow import Flow
 from inline_ips.packet import ACK, PROTO_TCP, RST, SYN, Packet
 from inline_ips.rules.model import Measure, RateKey, RateRule
 
@@ -71,8 +71,12 @@ class RateTracker:
             return dns.size if dns is not None and dns.is_response else 0
         if m is Measure.EMPTY_CONNECTIONS:
             empty = (
-                pkt.tcp_flags & RST and to_server and flow.established and flow.synack
-                and flow.payload[0] == 0 and flow.payload[1] == 0
+                pkt.tcp_flags & RST
+                and to_server
+                and flow.established
+                and flow.synack
+                and flow.payload[0] == 0
+                and flow.payload[1] == 0
             )
             return 1 if empty else 0
         return 1  # distinct measures count set growth below

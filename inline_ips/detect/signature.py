@@ -17,8 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from inline_ips.detect.content import inspect
-from inline_ips.detect.prefilter import Prefilter
 from inline_ips.detect.header import HeaderCheck, flow_selects
+from inline_ips.detect.prefilter import Prefilter
 from inline_ips.flow import Flow
 from inline_ips.packet import PROTO_TCP, Packet
 from inline_ips.rules.model import AppProto, Buffer, Content, SignatureRule
@@ -192,7 +192,12 @@ class SignatureEngine:
             if bm.buffer is Buffer.PAYLOAD:
                 prefix = bufs.prefix if use_stream else 0
                 if prefix and inspect(data[:prefix], lowered[:prefix], bm.matches) is not None:
-                    return None  # this match was already there before this packet
+                    # A match was already there before this packet: report only a new
+                    # one that lies wholly in this packet's payload.
+                    res = inspect(data[prefix:], lowered[prefix:], bm.matches)
+                    if res is None:
+                        return None
+                    res = [(prefix + pos, new) for pos, new in res]
                 base = pkt.payload_offset - prefix
                 replacements.extend((base + pos, new) for pos, new in res if pos >= prefix)
         return SignatureMatch(c.rule, replacements)

@@ -184,7 +184,7 @@ def _dns_record(dns: DnsMessage) -> dict[str, object]:
     return rec
 
 
-def alert_event(  # noqa: PLR0917 - the engine's call signature
+def alert_event(
     pkt: Packet,
     flow_id: int,
     to_server: bool,

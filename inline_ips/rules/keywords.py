@@ -11,7 +11,18 @@ import re
 from inline_ips.packet import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
 from inline_ips.rules.model import FlagsMatch
 
-_FLAG_BITS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, "A": ACK, "U": URG, "E": ECE, "C": CWR, "1": CWR, "2": ECE}
+_FLAG_BITS = {
+    "F": FIN,
+    "S": SYN,
+    "R": RST,
+    "P": PSH,
+    "A": ACK,
+    "U": URG,
+    "E": ECE,
+    "C": CWR,
+    "1": CWR,
+    "2": ECE,
+}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -35,7 +46,7 @@ def parse_content(text: str) -> bytes:
             except ValueError:
                 raise ValueError(f"content {text!r}: bad hex in |{text[i + 1 : end]}|") from None
             i = end + 1
-        elif ch == "\\" and i + 1 < n and text[i + 1] in "\\\";:|":
+        elif ch == "\\" and i + 1 < n and text[i + 1] in '\\";:|':
             out += text[i + 1].encode()
             i += 2
         else:

@@ -50,7 +50,9 @@ def load_rule_files(paths: Sequence[str | Path], extra_vars: Mapping[str, str] |
             else:
                 not_loaded.append((str(path), RULES_LANGUAGE_PENDING))
         else:
-            errors.append(f"{path}: unknown rule file type '{suffix or '(none)'}' (expected .yaml, .yml or .rules)")
+            errors.append(
+                f"{path}: unknown rule file type '{suffix or '(none)'}' (expected .yaml, .yml or .rules)"
+            )
     if errors:
         raise RulesError(errors)
     return LoadReport(merged, tuple(not_loaded), tuple(str(p) for p in paths))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from inline_ips.rules.addresses import ANY_ADDRESS, ANY_PORT, AddressSet, PortSet
+from inline_ips.rules.addresses import ANY_ADDRESS, ANY_PORT, AddressSet, PortSet, parse_addresses
 from inline_ips.verdict import Action
 
 
@@ -234,6 +234,4 @@ class RuleSet:
 
 
 def _union(a: AddressSet, b: AddressSet) -> AddressSet:
-    from inline_ips.rules.addresses import parse_addresses
-
     return parse_addresses(f"[{a.text},{b.text}]")

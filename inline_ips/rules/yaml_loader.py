@@ -100,8 +100,22 @@ DEFAULT_BLOCK_SECONDS = 600
 
 TOP_KEYS = {"vars", "allowlist", "include", "signatures", "rate"}
 COMMON_KEYS = {
-    "sid", "rev", "gid", "msg", "classtype", "priority", "action", "block_for",
-    "proto", "src", "src_port", "dst", "dst_port", "flags", "icmp_type", "icmp_code",
+    "sid",
+    "rev",
+    "gid",
+    "msg",
+    "classtype",
+    "priority",
+    "action",
+    "block_for",
+    "proto",
+    "src",
+    "src_port",
+    "dst",
+    "dst_port",
+    "flags",
+    "icmp_type",
+    "icmp_code",
 }
 SIGNATURE_KEYS = COMMON_KEYS | {"bidirectional", "flow", "metadata"} | {b.value for b in Buffer}
 RATE_KEYS = COMMON_KEYS | {"key", "measure", "window", "threshold", "flow"}
@@ -141,7 +155,7 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
     return m
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)  # type: ignore[arg-type]
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_map)
 
 
 class _Ctx:
@@ -181,7 +195,7 @@ def load_rules_text(
 ) -> RuleSet:
     ctx = _Ctx(name)
     try:
-        doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
@@ -287,7 +301,9 @@ class _Fields:
         sid = m.get("sid")
         self.sid: int = sid if isinstance(sid, int) and not isinstance(sid, bool) and sid > 0 else 0
         if not self.sid:
-            ctx.error(m.line, f"'sid' must be a positive integer, got {sid!r}", sid if sid is not None else "?")
+            ctx.error(
+                m.line, f"'sid' must be a positive integer, got {sid!r}", sid if sid is not None else "?"
+            )
         for k in m:
             if k not in known:
                 self.err(k, f"unknown key '{k}'{_suggest(k, known)}")
@@ -298,7 +314,7 @@ class _Fields:
     def err(self, key: str | None, what: str) -> None:
         self.ctx.error(self.line(key), what, self.sid or "?")
 
-    def int(self, key: str, default: int | None, lo: int = 0, hi: int = 2**63) -> int | None:
+    def get_int(self, key: str, default: int | None, lo: int = 0, hi: int = 2**63) -> int | None:
         v = self.m.get(key, default)
         if v is None:
             return None
@@ -307,7 +323,7 @@ class _Fields:
             return default
         return v
 
-    def str(self, key: str, default: str = "", required: bool = False) -> str:
+    def get_str(self, key: str, default: str = "", required: bool = False) -> str:
         if key not in self.m:
             if required:
                 self.err(None, f"missing required key '{key}'")
@@ -346,10 +362,15 @@ class _Fields:
         dst = self._addr("dst", variables)
         sport = self._port("src_port", variables)
         dport = self._port("dst_port", variables)
-        if (sport is not ANY_PORT or dport is not ANY_PORT) and proto not in (PROTO_TCP, PROTO_UDP) and (
-            app is not AppProto.DNS
+        if (
+            (sport is not ANY_PORT or dport is not ANY_PORT)
+            and proto not in (PROTO_TCP, PROTO_UDP)
+            and (app is not AppProto.DNS)
         ):
-            self.err("dst_port" if "dst_port" in self.m else "src_port", f"ports need proto tcp, udp or an app protocol, not {proto_name}")
+            self.err(
+                "dst_port" if "dst_port" in self.m else "src_port",
+                f"ports need proto tcp, udp or an app protocol, not {proto_name}",
+            )
         flags = None
         if "flags" in self.m:
             if proto != PROTO_TCP:
@@ -358,14 +379,24 @@ class _Fields:
                 flags = parse_flags(str(self.m["flags"]))
             except ValueError as e:
                 self.err("flags", str(e))
-        icmp_type = self.int("icmp_type", None, 0, 255)
-        icmp_code = self.int("icmp_code", None, 0, 255)
+        icmp_type = self.get_int("icmp_type", None, 0, 255)
+        icmp_code = self.get_int("icmp_code", None, 0, 255)
         if (icmp_type is not None or icmp_code is not None) and proto not in (PROTO_ICMP, PROTO_ICMPV6):
-            self.err("icmp_type" if icmp_type is not None else "icmp_code", "ICMP type/code need proto icmp or icmpv6")
+            self.err(
+                "icmp_type" if icmp_type is not None else "icmp_code",
+                "ICMP type/code need proto icmp or icmpv6",
+            )
         return Header(
-            proto=proto, app=app, src=src, sport=sport, dst=dst, dport=dport,
-            bidirectional=bool(self.m.get("bidirectional", False)), flags=flags,
-            icmp_type=icmp_type, icmp_code=icmp_code,
+            proto=proto,
+            app=app,
+            src=src,
+            sport=sport,
+            dst=dst,
+            dport=dport,
+            bidirectional=bool(self.m.get("bidirectional", False)),
+            flags=flags,
+            icmp_type=icmp_type,
+            icmp_code=icmp_code,
         )
 
     def _addr(self, key: str, variables: Mapping[str, str]) -> AddressSet:
@@ -389,7 +420,7 @@ class _Fields:
 
 def _signature(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> SignatureRule | None:
     f = _Fields(m, ctx, SIGNATURE_KEYS)
-    msg = f.str("msg", required=True)
+    msg = f.get_str("msg", required=True)
     action = f.action()
     header = f.header(variables)
     flow = _flow(f)
@@ -424,10 +455,10 @@ def _signature(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> SignatureRul
         action=action,
         header=header,
         origin=Origin(ctx.path, m.line),
-        rev=f.int("rev", 1, 1) or 1,
-        gid=f.int("gid", 1, 1) or 1,
-        classtype=f.str("classtype", ""),
-        priority=f.int("priority", 3, 1, 255) or 3,
+        rev=f.get_int("rev", 1, 1) or 1,
+        gid=f.get_int("gid", 1, 1) or 1,
+        classtype=f.get_str("classtype", ""),
+        priority=f.get_int("priority", 3, 1, 255) or 3,
         flow=flow,
         buffers=tuple(buffers),
         metadata=metadata,
@@ -451,7 +482,9 @@ def _flow(f: _Fields) -> FlowMatch:
         elif w == "not_established":
             established = False
         elif w != "stateless":
-            f.err("flow", f"unknown flow option {w!r}; use to_server, to_client, established, not_established")
+            f.err(
+                "flow", f"unknown flow option {w!r}; use to_server, to_client, established, not_established"
+            )
     return FlowMatch(to_server, established)
 
 
@@ -459,9 +492,8 @@ def _matches(f: _Fields, buf: Buffer, raw: object) -> list[Match]:
     items = raw if isinstance(raw, list) else [raw]
     out: list[Match] = []
     key = buf.value
-    for item in items:
-        if isinstance(item, str):
-            item = {"content": item}
+    for raw_item in items:
+        item = {"content": raw_item} if isinstance(raw_item, str) else raw_item
         if not isinstance(item, dict):
             f.err(key, f"{key}: each entry must be a string or a mapping with 'content' or 'regex'")
             continue
@@ -511,7 +543,10 @@ def _content(f: _Fields, key: str, item: dict[str, Any], buf: Buffer) -> Content
         except ValueError as e:
             f.err(key, f"{key}: replace: {e}")
         if replace is not None and len(replace) != len(pattern):
-            f.err(key, f"{key}: replace must be as long as the content ({len(pattern)} bytes), got {len(replace)}")
+            f.err(
+                key,
+                f"{key}: replace must be as long as the content ({len(pattern)} bytes), got {len(replace)}",
+            )
         if buf is not Buffer.PAYLOAD:
             f.err(key, f"{key}: replace only works on the payload buffer")
         if item.get("negate"):
@@ -556,7 +591,7 @@ def _regex(f: _Fields, key: str, item: dict[str, Any]) -> Regex | None:
 
 def _rate(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> RateRule | None:
     f = _Fields(m, ctx, RATE_KEYS)
-    msg = f.str("msg", required=True)
+    msg = f.get_str("msg", required=True)
     action = f.action()
     header = f.header(variables)
     key_name = str(m.get("key", "src"))
@@ -569,11 +604,16 @@ def _rate(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> RateRule | None:
     try:
         measure = Measure(measure_name)
     except ValueError:
-        f.err("measure", f"unknown measure {measure_name!r}; use one of {', '.join(x.value for x in Measure)}")
+        f.err(
+            "measure", f"unknown measure {measure_name!r}; use one of {', '.join(x.value for x in Measure)}"
+        )
         measure = Measure.PACKETS
     if action.action is Action.BLOCK and key not in (RateKey.SRC, RateKey.SRC_DST):
-        f.err("action", f"action: block needs key src or src+dst (with key {key.value} the sources are "
-              "often spoofed, and blocking them would punish bystanders); use drop")
+        f.err(
+            "action",
+            f"action: block needs key src or src+dst (with key {key.value} the sources are "
+            "often spoofed, and blocking them would punish bystanders); use drop",
+        )
     if action.action in (Action.REWRITE,):
         f.err("action", "a rate rule cannot rewrite; use alert, drop, reject or block")
     if measure is Measure.SYNS and header.proto not in (None, PROTO_TCP):
@@ -590,7 +630,7 @@ def _rate(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> RateRule | None:
             window = parse_duration(m["window"])
         except ValueError as e:
             f.err("window", str(e))
-    threshold = f.int("threshold", None, 1)
+    threshold = f.get_int("threshold", None, 1)
     if threshold is None:
         f.err(None, "missing required key 'threshold'")
         threshold = 1
@@ -604,9 +644,9 @@ def _rate(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> RateRule | None:
         window=window,
         threshold=threshold,
         origin=Origin(ctx.path, m.line),
-        rev=f.int("rev", 1, 1) or 1,
-        gid=f.int("gid", 1, 1) or 1,
-        classtype=f.str("classtype", ""),
-        priority=f.int("priority", 2, 1, 255) or 2,
+        rev=f.get_int("rev", 1, 1) or 1,
+        gid=f.get_int("gid", 1, 1) or 1,
+        classtype=f.get_str("classtype", ""),
+        priority=f.get_int("priority", 2, 1, 255) or 2,
         flow=_flow(f),
     )
