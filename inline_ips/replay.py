@@ -92,9 +92,9 @@ class ReplaySummary:
 class Progress:
     """A one-line progress bar on a terminal; silent when output is not a terminal."""
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, enabled: bool | None = None) -> None:
+    def __init__(self, total: int, stream: TextIO | None = None, enabled: bool | None = None) -> None:
         self.total = max(total, 1)
-        self.stream = stream
+        self.stream = stream = stream if stream is not None else sys.stderr
         self.enabled = stream.isatty() if enabled is None else enabled
         self._last = 0.0
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
+import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP, fragment
 from scapy.packet import Packet as ScapyPacket
-from scapy.utils import wrpcap
 
 Timed = tuple[float, bytes]
 
@@ -367,11 +367,14 @@ BENIGN: dict[str, Callable[[], list[Timed]]] = {
 
 
 def write_pcap(path: str | Path, packets: list[Timed]) -> Path:
-    """Write timestamped IP packets as a raw-IP (linktype 101) pcap."""
-    out = []
-    for ts, raw in packets:
-        p = IP(raw)
-        p.time = ts
-        out.append(p)
-    wrpcap(str(path), out, linktype=101)
+    """Write timestamped IP packets as a classic pcap with link type 101 (raw IP)."""
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
+        for ts, raw in packets:
+            sec = int(ts)
+            usec = round((ts - sec) * 1e6)
+            if usec >= 1_000_000:
+                sec, usec = sec + 1, usec - 1_000_000
+            f.write(struct.pack("<IIII", sec, usec, len(raw), len(raw)))
+            f.write(raw)
     return Path(path)

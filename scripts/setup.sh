@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a Debian/Ubuntu machine, run as root:
+#  - the Debian packages inline-ips needs (only those missing are installed),
+#  - a virtualenv in .venv/ at the project root with inline-ips installed
+#    in editable mode plus its test tools (only when something changed).
+# Safe to run again at any time; prints what it does.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+export DEBIAN_FRONTEND=noninteractive
+
+# build-essential/python3-dev/libnetfilter-queue-dev: NetfilterQueue builds from source.
+# iptables/ipset/iproute2/conntrack: the live inline mode; tcpdump: debugging captures.
+PACKAGES=(python3 python3-venv python3-dev build-essential libnetfilter-queue-dev
+          iptables ipset iproute2 conntrack tcpdump)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing Debian packages: ${missing[*]} (run as root, or install them first)" >&2
+        exit 1
+    fi
+    echo "setup: installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: inline-ips needs Python 3.11 or newer; $PYTHON is $("$PYTHON" -V 2>&1)" >&2
+    exit 1
+fi
+if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "setup: creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+
+# Reinstall only when the package metadata changed since the last install.
+stamp="$VENV/.inline-ips-installed"
+if [[ ! -f "$stamp" || setup.cfg -nt "$stamp" || setup.py -nt "$stamp" ]]; then
+    echo "setup: installing inline-ips and its dependencies into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[live,dev]"
+    touch "$stamp"
+fi
+echo "setup: ready ($("$VENV/bin/inline-ips" --version))"

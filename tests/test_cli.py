@@ -1,0 +1,102 @@
+"""The command line as a user meets it: exit codes and the words of its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inline_ips.cli import main
+from inline_ips.lab import synth
+from tests.corpus import DEFAULT_RULES, ROOT
+
+BROKEN = ROOT / "tests" / "data" / "broken.yaml"
+
+
+def test_check_rules_accepts_the_default_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-rules", str(DEFAULT_RULES)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_check_rules_lists_every_error_with_file_line_and_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README quotes exactly this output."""
+    assert main(["check-rules", str(BROKEN)]) == 1
+    err = capsys.readouterr().err.replace(str(ROOT) + "/", "")
+    assert err.splitlines() == [
+        "tests/data/broken.yaml:6: rule 2000001: unknown key 'treshold'",
+        "tests/data/broken.yaml:7: rule 2000001: unknown action 'dropp'; "
+        "use one of alert, rewrite, drop, reject, block",
+        "tests/data/broken.yaml:19: rule 2200003: action: block needs key src or src+dst (with key dst "
+        "the sources are often spoofed, and blocking them would punish bystanders); use drop",
+        "3 error(s)",
+    ]
+
+
+def test_check_rules_json_reports_not_loaded_rule_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "local.rules"
+    rules.write_text('alert tcp any any -> any 80 (msg:"x"; sid:1;)\n')
+    cfg = tmp_path / "rules.yaml"
+    cfg.write_text("include:\n  - local.rules\n")
+    assert main(["check-rules", "--json", str(cfg)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    assert [x["file"] for x in report["not_loaded"]] == [str(rules)]
+    assert "not loaded" in report["not_loaded"][0]["reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["replay", "/nonexistent/x.pcap"], "No such file or directory: '/nonexistent/x.pcap'"),
+        (["replay", str(DEFAULT_RULES)], "rules.yaml: not a pcap or pcapng file (magic 0x"),
+    ],
+)
+def test_replay_bad_input_names_the_file(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*args, "--rules", str(DEFAULT_RULES)]) == 1
+    assert expected in capsys.readouterr().err
+
+
+def test_replay_unwritable_eve_path_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pcap = synth.write_pcap(tmp_path / "x.pcap", synth.http_attacks())
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    eve = blocker / "eve.json"  # a path below a regular file cannot be created, even by root
+    assert main(["replay", str(pcap), "--rules", str(DEFAULT_RULES), "--eve", str(eve)]) == 1
+    err = capsys.readouterr().err
+    assert str(eve) in err
+    assert "Not a directory" in err
+
+
+def test_replay_text_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pcap = synth.write_pcap(tmp_path / "scan.pcap", synth.port_scan(range(1, 101)))
+    assert main(["replay", str(pcap), "--rules", str(DEFAULT_RULES), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "100 packets" in out
+    assert "verdicts: accept 24, block 1, drop 75" in out
+    assert "drops by reason: blocklist 75, rate 1" in out
+    assert "[2200030] port scan: TCP SYN to more than 25 ports of one host in 10s" in out
+
+
+def test_replay_progress_bar_when_forced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pcap = synth.write_pcap(tmp_path / "flood.pcap", synth.icmp_flood(count=3000))
+    assert main(["replay", str(pcap), "--rules", str(DEFAULT_RULES), "--progress"]) == 0
+    assert "packets" in capsys.readouterr().err
+
+
+def test_console_script_runs() -> None:
+    """`python -m inline_ips` is the same entry point the installed `inline-ips` uses."""
+    out = subprocess.run(
+        [sys.executable, "-m", "inline_ips", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert out.stdout.startswith("inline-ips ")
