@@ -43,7 +43,8 @@ def table() -> tuple[str, bool]:
         all_ok &= named
         raised = "<br>".join(f"{s.alert_msgs[sid]} ({n})" for sid, n in alerts) or "none"
         dropped = s.verdicts.get("drop", 0) + s.verdicts.get("block", 0) + s.verdicts.get("reject", 0)
-        rows.append(f"| `{pcap.name}` | {s.packets} | {attack} | {raised} | {dropped} | {'yes' if named else '**NO**'} |")
+        mark = "yes" if named else "**NO**"
+        rows.append(f"| `{pcap.name}` | {s.packets} | {attack} | {raised} | {dropped} | {mark} |")
     return "\n".join(rows), all_ok
 
 

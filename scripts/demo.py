@@ -36,11 +36,13 @@ def show(title: str, pcap: Path, rules_path: Path) -> None:
     stopped = s.verdicts.get("drop", 0) + s.verdicts.get("block", 0) + s.verdicts.get("reject", 0)
     allowed = s.verdicts.get("accept", 0) + s.verdicts.get("rewrite", 0)
     colour = RED if stopped else GREEN
-    print(f"{BOLD}{title:<34}{RESET} {s.packets:>7} packets  "
-          f"{GREEN}{allowed:>7} allowed{RESET}  {colour}{stopped:>7} stopped{RESET}  "
-          f"{DIM}{s.blocked_hosts} host(s) blocked{RESET}")
+    print(
+        f"{BOLD}{title:<34}{RESET} {s.packets:>7} packets  "
+        f"{GREEN}{allowed:>7} allowed{RESET}  {colour}{stopped:>7} stopped{RESET}  "
+        f"{DIM}{s.blocked_hosts} host(s) blocked{RESET}"
+    )
     for sid, n in sorted(s.alerts.items(), key=lambda kv: -kv[1]):
-        print(f"    {RED}alert{RESET} [{sid}] {s.alert_msgs[sid]}  ×{n}")
+        print(f"    {RED}alert{RESET} [{sid}] {s.alert_msgs[sid]}  x{n}")
 
 
 def main() -> int:
@@ -58,7 +60,7 @@ def main() -> int:
         print(f"\n{BOLD}Real attack captures from the shared corpus{RESET}")
         for pcap in pcaps:
             show(pcap.name[:34], pcap, rules)
-    print(f"\nReplay any capture yourself:  .venv/bin/inline-ips replay FILE.pcap --eve eve.json")
+    print("\nReplay any capture yourself:  .venv/bin/inline-ips replay FILE.pcap --eve eve.json")
     return 0
 
 

@@ -100,3 +100,12 @@ def test_console_script_runs() -> None:
         cwd=ROOT,
     )
     assert out.stdout.startswith("inline-ips ")
+
+
+def test_duplicate_sid_across_files_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = tmp_path / "a.yaml"
+    b = tmp_path / "b.yaml"
+    a.write_text("signatures:\n  - {sid: 7, msg: one, proto: tcp, flags: S}\n")
+    b.write_text("rate:\n  - {sid: 7, msg: two, proto: udp, window: 1s, threshold: 5}\n")
+    assert main(["check-rules", str(a), str(b)]) == 1
+    assert f"{b}:2: rule 7: duplicate sid (also at {a}:2)" in capsys.readouterr().err

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inline_ips.rules.model import RuleSet
+from inline_ips.rules.model import RateRule, RuleSet, SignatureRule
 from inline_ips.rules.yaml_loader import RulesError, load_rules_yaml
 
 
@@ -53,6 +53,13 @@ def load_rule_files(paths: Sequence[str | Path], extra_vars: Mapping[str, str] |
             errors.append(
                 f"{path}: unknown rule file type '{suffix or '(none)'}' (expected .yaml, .yml or .rules)"
             )
+    seen: dict[int, str] = {}
+    every: list[SignatureRule | RateRule] = [*merged.signatures, *merged.rates]
+    for rule in every:
+        where = str(rule.origin)
+        if rule.sid in seen:
+            errors.append(f"{where}: rule {rule.sid}: duplicate sid (also at {seen[rule.sid]})")
+        seen.setdefault(rule.sid, where)
     if errors:
         raise RulesError(errors)
     return LoadReport(merged, tuple(not_loaded), tuple(str(p) for p in paths))
