@@ -35,9 +35,29 @@ class FlowOptions:
 
 class Flow:
     __slots__ = (
-        "key", "flow_id", "version", "proto", "client", "cport", "server", "sport",
-        "first_ts", "last_ts", "pkts", "bytes", "syn", "synack", "established", "fin",
-        "closed", "next_seq", "tail", "http_buf", "dropped", "app", "payload",
+        "app",
+        "bytes",
+        "client",
+        "closed",
+        "cport",
+        "dropped",
+        "established",
+        "fin",
+        "first_ts",
+        "flow_id",
+        "http_buf",
+        "key",
+        "last_ts",
+        "next_seq",
+        "payload",
+        "pkts",
+        "proto",
+        "server",
+        "sport",
+        "syn",
+        "synack",
+        "tail",
+        "version",
     )
 
     def __init__(self, key: FlowKey, flow_id: int, pkt: Packet, client_is_src: bool) -> None:
@@ -66,8 +86,10 @@ class Flow:
         self.app = ""  # detected application protocol ("http", "dns", "tls") or ""
 
     def is_to_server(self, pkt: Packet) -> bool:
-        return pkt.src == self.client and pkt.sport == self.cport and (
-            pkt.dst != self.client or pkt.dport != self.cport or pkt.src != pkt.dst
+        return (
+            pkt.src == self.client
+            and pkt.sport == self.cport
+            and (pkt.dst != self.client or pkt.dport != self.cport or pkt.src != pkt.dst)
         )
 
     def timeout(self, opts: FlowOptions) -> float:
