@@ -90,7 +90,11 @@ class Engine:
         pkt = decode(raw, ts)
         if pkt.error is not None:
             self.decode_errors[pkt.error] += 1
-            if pkt.ip_version == 0 or (pkt.proto in (PROTO_TCP, PROTO_UDP) and pkt.payload_offset == 0):
+            if (
+                pkt.ip_version == 0
+                or pkt.proto < 0  # the IP header itself is cut short: no addresses or protocol
+                or (pkt.proto in (PROTO_TCP, PROTO_UDP) and pkt.payload_offset == 0)
+            ):
                 # Not enough of the packet to judge it by its flow.
                 if self.options.drop_invalid:
                     return Result(Verdict(Action.DROP, Reason.DECODE_ERROR), pkt)

@@ -94,12 +94,17 @@ class RateTracker:
         if w is None or now - w.start >= rule.window or now < w.start:
             if w is None:
                 if len(keys) >= self.max_keys:
-                    # Insertion order is window-start order: the first key is the stalest.
+                    # Insertion order is last-use order: the first key is the least recently used.
                     del keys[next(iter(keys))]
                     self.evicted += 1
             else:
                 del keys[key]  # re-insert at the end, keeping that order
             w = _Window(now)
+            keys[key] = w
+        else:
+            # Still counting: move to the end so an active flooder is not the one evicted
+            # when many other (spoofed) keys arrive.
+            del keys[key]
             keys[key] = w
         m = rule.measure
         if m is Measure.DST_PORTS or m is Measure.DST_HOSTS:
