@@ -15,13 +15,16 @@ from inline_ips.flow import FlowOptions
 class EngineOptions:
     flows: FlowOptions = field(default_factory=FlowOptions)
     # IP fragment reassembly bounds.
-    defrag_max_datagrams: int = 4096
+    defrag_max_datagrams: int = 1024  # worst case 1024 x 64 KiB of held fragments
     defrag_timeout: float = 30.0
     # Rate trackers: keys kept per rate rule (least recently used evicted beyond it).
     rate_max_keys: int = 100_000
     # In-engine blocklist (the ipset mirror has its own cap).
     blocklist_max: int = 65536
-    # Malformed packets are accepted by default (fail open); True drops them.
+    # Packets too malformed to judge by their flow (no complete IP header, or a
+    # TCP/UDP header cut short) are accepted by default (fail open); True drops
+    # them. Packets with lesser anomalies (a bad TCP option, a short payload)
+    # are judged by the rules either way.
     drop_invalid: bool = False
     # After a drop rule matched, drop the rest of that flow (Suricata does this).
     drop_flow_on_match: bool = True

@@ -38,7 +38,7 @@ class Packet:
 
     Integer fields default to 0 (``icmp_type``/``icmp_code`` to -1) when the
     layer is absent or truncated. ``error`` names the first decode anomaly
-    (for example ``"tcp_header_truncated"``); decoding stops there and keeps
+    (for example ``"tcp_truncated"``; see ``decode.DECODE_ERRORS``); decoding stops there and keeps
     what it already has.
     """
 

@@ -3,9 +3,15 @@
 Accepts ``any``, single values, CIDR blocks, ranges (``1024:``, ``:1023``,
 ``80:90``), lists (``[a,b]``, nested), negation (``!x``, ``![a,b]``) and
 variables (``$HOME_NET``), resolved from a mapping given at parse time.
-Parsing happens once, at load; matching is a binary search over merged
-intervals so a list of thousands of networks costs O(log n) per packet.
-This module does not know about rules or directions.
+
+Every expression is evaluated as a set (per address family): a list is the
+union of its positive members minus the union of its negated ones (a list of
+only negations is everything minus them), and ``!`` is the complement. So
+``![10.0.0.0/8,!10.1.0.0/16]`` is everything outside 10/8 plus 10.1/16, and
+``!$HOME_NET`` stays right when HOME_NET itself has exclusions. A list of
+only IPv4 networks holds no IPv6 address, and its complement holds all of
+them. Matching is a binary search over merged intervals, O(log n) per
+packet. This module does not know about rules or directions.
 """
 
 from __future__ import annotations
@@ -16,56 +22,89 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 MAX_VAR_DEPTH = 16
+V4_MAX = 2**32 - 1
+V6_MAX = 2**128 - 1
+PORT_MAX = 65535
+
+Intervals = tuple[tuple[int, int], ...]  # sorted, merged, closed
 
 
 class SetSyntaxError(ValueError):
     """An address or port expression that cannot be parsed; the message says why."""
 
 
-def _merge(intervals: list[tuple[int, int]]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Sort and merge closed intervals into parallel (starts, ends) tuples."""
-    if not intervals:
-        return (), ()
+def _merge(intervals: list[tuple[int, int]]) -> Intervals:
     intervals.sort()
-    starts: list[int] = []
-    ends: list[int] = []
+    out: list[tuple[int, int]] = []
     for lo, hi in intervals:
-        if ends and lo <= ends[-1] + 1:
-            ends[-1] = max(ends[-1], hi)
+        if out and lo <= out[-1][1] + 1:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
         else:
-            starts.append(lo)
-            ends.append(hi)
-    return tuple(starts), tuple(ends)
+            out.append((lo, hi))
+    return tuple(out)
 
 
-def _in(starts: tuple[int, ...], ends: tuple[int, ...], value: int) -> bool:
-    i = bisect_right(starts, value) - 1
-    return i >= 0 and value <= ends[i]
+def _complement(s: Intervals, maxval: int) -> Intervals:
+    out: list[tuple[int, int]] = []
+    nxt = 0
+    for lo, hi in s:
+        if lo > nxt:
+            out.append((nxt, lo - 1))
+        nxt = hi + 1
+    if nxt <= maxval:
+        out.append((nxt, maxval))
+    return tuple(out)
+
+
+def _difference(a: Intervals, b: Intervals, maxval: int) -> Intervals:
+    # a minus b = a intersect complement(b)
+    return _intersect(a, _complement(b, maxval))
+
+
+def _intersect(a: Intervals, b: Intervals) -> Intervals:
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        lo = max(a[i][0], b[j][0])
+        hi = min(a[i][1], b[j][1])
+        if lo <= hi:
+            out.append((lo, hi))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
 class IntervalSet:
-    """Included minus excluded intervals; ``everything`` means no include list was given."""
+    """A set of integers as parallel tuples of interval starts and ends."""
 
-    everything: bool
-    inc_starts: tuple[int, ...] = ()
-    inc_ends: tuple[int, ...] = ()
-    exc_starts: tuple[int, ...] = ()
-    exc_ends: tuple[int, ...] = ()
+    starts: tuple[int, ...]
+    ends: tuple[int, ...]
+    maxval: int
+
+    @classmethod
+    def of(cls, intervals: Intervals, maxval: int) -> IntervalSet:
+        return cls(tuple(lo for lo, _ in intervals), tuple(hi for _, hi in intervals), maxval)
 
     def contains(self, value: int) -> bool:
-        if self.exc_starts and _in(self.exc_starts, self.exc_ends, value):
-            return False
-        return self.everything or _in(self.inc_starts, self.inc_ends, value)
+        i = bisect_right(self.starts, value) - 1
+        return i >= 0 and value <= self.ends[i]
 
     @property
     def is_any(self) -> bool:
-        return self.everything and not self.exc_starts
+        return self.starts == (0,) and self.ends == (self.maxval,)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.starts
 
 
 @dataclass(frozen=True, slots=True)
 class AddressSet:
-    """IPv4 and IPv6 intervals kept apart, so an integer address is looked up in its own family."""
+    """IPv4 and IPv6 kept apart, so an integer address is looked up in its own family."""
 
     text: str
     v4: IntervalSet
@@ -77,6 +116,10 @@ class AddressSet:
     @property
     def is_any(self) -> bool:
         return self.v4.is_any and self.v6.is_any
+
+    @property
+    def is_empty(self) -> bool:
+        return self.v4.is_empty and self.v6.is_empty
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +134,15 @@ class PortSet:
     def is_any(self) -> bool:
         return self.ports.is_any
 
+    @property
+    def is_empty(self) -> bool:
+        return self.ports.is_empty
 
-ANY_ADDRESS = AddressSet("any", IntervalSet(True), IntervalSet(True))
-ANY_PORT = PortSet("any", IntervalSet(True))
+
+_ALL4 = ((0, V4_MAX),)
+_ALL6 = ((0, V6_MAX),)
+ANY_ADDRESS = AddressSet("any", IntervalSet.of(_ALL4, V4_MAX), IntervalSet.of(_ALL6, V6_MAX))
+ANY_PORT = PortSet("any", IntervalSet.of(((0, PORT_MAX),), PORT_MAX))
 
 
 def _split_list(body: str) -> list[str]:
@@ -121,102 +170,94 @@ def _split_list(body: str) -> list[str]:
     return items
 
 
-# Parses one leaf (no list, negation or variable) into (family or 0 for ports, lo, hi).
-_LeafFn = Callable[[str], tuple[int, int, int]]
-
-# An element is (negated, kind, lo, hi) where kind is 4/6 for addresses or 0 for ports,
-# or (negated, "any", 0, 0).
-_Elem = tuple[bool, int | str, int, int]
+# A value is one Intervals per family: (v4, v6) for addresses, (ports,) for ports.
+_Value = tuple[Intervals, ...]
+# Parses one leaf (no list, negation or variable) into its value.
+_LeafFn = Callable[[str], _Value]
 
 
-def _expand(
-    text: str,
-    variables: Mapping[str, str],
-    leaf: _LeafFn,
-    negated: bool = False,
-    depth: int = 0,
-) -> list[_Elem]:
-    if depth > MAX_VAR_DEPTH:
-        raise SetSyntaxError("variables nest too deep (a variable refers to itself?)")
-    s = text.strip()
-    if not s:
-        raise SetSyntaxError("empty value")
-    if s.startswith("!"):
-        return _expand(s[1:], variables, leaf, not negated, depth + 1)
-    if s.startswith("["):
-        if not s.endswith("]"):
-            raise SetSyntaxError(f"list {s!r} is not closed with ']'")
-        out: list[_Elem] = []
-        for item in _split_list(s[1:-1]):
-            out.extend(_expand(item, variables, leaf, negated, depth + 1))
-        return out
-    if s.startswith("$"):
-        name = s[1:]
-        if name not in variables:
-            raise SetSyntaxError(f"undefined variable ${name}")
-        return _expand(str(variables[name]), variables, leaf, negated, depth + 1)
-    if s.lower() == "any":
-        return [(negated, "any", 0, 0)]
-    kind, lo, hi = leaf(s)
-    return [(negated, kind, lo, hi)]
+class _Evaluator:
+    def __init__(self, variables: Mapping[str, str], leaf: _LeafFn, maxvals: tuple[int, ...]) -> None:
+        self.variables = variables
+        self.leaf = leaf
+        self.maxvals = maxvals
+
+    def everything(self) -> _Value:
+        return tuple(((0, m),) for m in self.maxvals)
+
+    def complement(self, v: _Value) -> _Value:
+        return tuple(_complement(s, m) for s, m in zip(v, self.maxvals, strict=True))
+
+    def eval(self, text: str, depth: int = 0) -> _Value:
+        if depth > MAX_VAR_DEPTH:
+            raise SetSyntaxError("variables nest too deep (a variable refers to itself?)")
+        s = text.strip()
+        if not s:
+            raise SetSyntaxError("empty value")
+        if s.startswith("!"):
+            return self.complement(self.eval(s[1:], depth + 1))
+        if s.startswith("["):
+            if not s.endswith("]"):
+                raise SetSyntaxError(f"list {s!r} is not closed with ']'")
+            return self._list(_split_list(s[1:-1]), depth)
+        if s.startswith("$"):
+            name = s[1:]
+            if name not in self.variables:
+                raise SetSyntaxError(f"undefined variable ${name}")
+            return self.eval(str(self.variables[name]), depth + 1)
+        if s.lower() == "any":
+            return self.everything()
+        return self.leaf(s)
+
+    def _list(self, items: list[str], depth: int) -> _Value:
+        """Union of the positive members minus the union of the negated ones."""
+        n = len(self.maxvals)
+        pos: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        neg: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+        any_positive = False
+        for item in items:
+            negated = item.lstrip().startswith("!")
+            value = self.eval(item.lstrip()[1:] if negated else item, depth + 1)
+            target = neg if negated else pos
+            any_positive |= not negated
+            for fam in range(n):
+                target[fam].extend(value[fam])
+        out: list[Intervals] = []
+        for fam, maxval in enumerate(self.maxvals):
+            base = _merge(pos[fam]) if any_positive else ((0, maxval),)
+            out.append(_difference(base, _merge(neg[fam]), maxval))
+        return tuple(out)
 
 
-def _address_leaf(s: str) -> tuple[int, int, int]:
+def _address_leaf(s: str) -> _Value:
     try:
         net = ipaddress.ip_network(s, strict=False)
     except ValueError:
         raise SetSyntaxError(f"{s!r} is not an IP address or network") from None
-    return net.version, int(net.network_address), int(net.broadcast_address)
+    span = ((int(net.network_address), int(net.broadcast_address)),)
+    return (span, ()) if net.version == 4 else ((), span)
 
 
-def _port_leaf(s: str) -> tuple[int, int, int]:
+def _port_leaf(s: str) -> _Value:
     try:
         if ":" in s:
             a, b = s.split(":", 1)
             lo = int(a) if a.strip() else 0
-            hi = int(b) if b.strip() else 65535
+            hi = int(b) if b.strip() else PORT_MAX
         else:
             lo = hi = int(s)
     except ValueError:
         raise SetSyntaxError(f"{s!r} is not a port, a range or 'any'") from None
-    if not (0 <= lo <= hi <= 65535):
+    if not (0 <= lo <= hi <= PORT_MAX):
         raise SetSyntaxError(f"port range {s!r} is outside 0-65535 or reversed")
-    return 0, lo, hi
-
-
-def _build(elems: list[_Elem], kind: int, maxval: int) -> IntervalSet:
-    inc: list[tuple[int, int]] = []
-    exc: list[tuple[int, int]] = []
-    everything = False
-    saw_include = False
-    for neg, k, lo, hi in elems:
-        if k == "any":
-            if neg:
-                exc.append((0, maxval))
-            else:
-                everything = True
-                saw_include = True
-            continue
-        if k != kind:
-            if not neg:
-                saw_include = True  # an include of the other family only
-            continue
-        (exc if neg else inc).append((lo, hi))
-        if not neg:
-            saw_include = True
-    # A list of only negations ("!10.0.0.0/8") means everything except those.
-    if not saw_include:
-        everything = True
-    inc_s, inc_e = _merge(inc)
-    exc_s, exc_e = _merge(exc)
-    return IntervalSet(everything, inc_s, inc_e, exc_s, exc_e)
+    return (((lo, hi),),)
 
 
 def parse_addresses(text: str, variables: Mapping[str, str] | None = None) -> AddressSet:
-    elems = _expand(str(text), variables or {}, _address_leaf)
-    return AddressSet(str(text), _build(elems, 4, 2**32 - 1), _build(elems, 6, 2**128 - 1))
+    v4, v6 = _Evaluator(variables or {}, _address_leaf, (V4_MAX, V6_MAX)).eval(str(text))
+    return AddressSet(str(text), IntervalSet.of(v4, V4_MAX), IntervalSet.of(v6, V6_MAX))
 
 
 def parse_ports(text: str | int, variables: Mapping[str, str] | None = None) -> PortSet:
-    elems = _expand(str(text), variables or {}, _port_leaf)
-    return PortSet(str(text), _build(elems, 0, 65535))
+    (ports,) = _Evaluator(variables or {}, _port_leaf, (PORT_MAX,)).eval(str(text))
+    return PortSet(str(text), IntervalSet.of(ports, PORT_MAX))

@@ -23,6 +23,7 @@ from inline_ips.rules.addresses import (
     ANY_ADDRESS,
     ANY_PORT,
     AddressSet,
+    PortSet,
     SetSyntaxError,
     parse_addresses,
     parse_ports,
@@ -137,6 +138,7 @@ class _Map(dict[str, Any]):
 
     line: int = 0
     key_lines: dict[str, int]
+    duplicates: list[tuple[str, int]]  # (key, line) of each repeated key
 
 
 # libyaml's C parser when PyYAML was built with it (about 10x faster on big
@@ -152,11 +154,16 @@ def _construct_map(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
     m = _Map()
     m.line = node.start_mark.line + 1
     m.key_lines = {}
+    m.duplicates = []
     loader.flatten_mapping(node)
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        m[str(key)] = loader.construct_object(value_node, deep=True)
-        m.key_lines[str(key)] = key_node.start_mark.line + 1
+        key = str(loader.construct_object(key_node, deep=True))
+        line = key_node.start_mark.line + 1
+        if key in m:
+            # YAML would silently keep the last one; a rule with two actions is a mistake.
+            m.duplicates.append((key, line))
+        m[key] = loader.construct_object(value_node, deep=True)
+        m.key_lines.setdefault(key, line)
     return m
 
 
@@ -209,8 +216,15 @@ def load_rules_text(
     if doc is None:
         doc = _Map()
         doc.key_lines = {}
+        doc.duplicates = []
     if not isinstance(doc, _Map):
         raise RulesError([f"{name}:1: the top level must be a mapping with keys {sorted(TOP_KEYS)}"])
+    for key, line in doc.duplicates:
+        ctx.error(
+            line,
+            f"top-level key '{key}' given twice (first at line {doc.key_lines[key]}); "
+            "the first one's rules would be lost",
+        )
     for key in doc:
         if key not in TOP_KEYS:
             ctx.error(doc.key_lines[key], f"unknown top-level key '{key}'{_suggest(key, TOP_KEYS)}")
@@ -312,6 +326,8 @@ class _Fields:
         for k in m:
             if k not in known:
                 self.err(k, f"unknown key '{k}'{_suggest(k, known)}")
+        for k, line in getattr(m, "duplicates", ()):
+            ctx.error(line, f"key '{k}' given twice (first at line {m.key_lines[k]})", self.sid or "?")
 
     def line(self, key: str | None = None) -> int:
         return self.m.key_lines.get(key, self.m.line) if key else self.m.line
@@ -408,19 +424,25 @@ class _Fields:
         if key not in self.m:
             return ANY_ADDRESS
         try:
-            return parse_addresses(_var_text(self.m[key]), variables)
+            addrs = parse_addresses(_var_text(self.m[key]), variables)
         except SetSyntaxError as e:
             self.err(key, f"{key}: {e}")
             return ANY_ADDRESS
+        if addrs.is_empty:
+            self.err(key, f"{key}: {addrs.text!r} matches no address, so the rule could never fire")
+        return addrs
 
-    def _port(self, key: str, variables: Mapping[str, str]) -> Any:
+    def _port(self, key: str, variables: Mapping[str, str]) -> PortSet:
         if key not in self.m:
             return ANY_PORT
         try:
-            return parse_ports(_var_text(self.m[key]), variables)
+            ports = parse_ports(_var_text(self.m[key]), variables)
         except SetSyntaxError as e:
             self.err(key, f"{key}: {e}")
             return ANY_PORT
+        if ports.is_empty:
+            self.err(key, f"{key}: {ports.text!r} matches no port, so the rule could never fire")
+        return ports
 
 
 def _signature(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> SignatureRule | None:
@@ -572,6 +594,7 @@ def compile_regex(source: str, nocase: bool = False) -> Any:
     """Compile for bytes with RE2 (linear time: no catastrophic backtracking). Raises ValueError."""
     opts = re2.Options()
     opts.max_mem = MAX_RE2_MEMORY
+    opts.log_errors = False  # the error is reported with file, line and rule instead
     opts.case_sensitive = not nocase
     opts.encoding = re2.Options.Encoding.LATIN1
     opts.dot_nl = False

@@ -252,5 +252,51 @@ def test_large_list_is_merged_and_searched() -> None:
     s = parse_addresses(f"[{nets}]")
     assert _has(f"[{nets}]", "10.0.2.7") is True
     assert _has(f"[{nets}]", "10.0.3.7") is False
-    assert s.v4.inc_starts[0] == int(ipaddress.ip_address("10.0.0.0"))
-    assert len(s.v4.inc_starts) == 2000
+    assert s.v4.starts[0] == int(ipaddress.ip_address("10.0.0.0"))
+    assert len(s.v4.starts) == 2000
+
+
+HOME_WITH_HOLE = {"HOME_NET": "[10.0.0.0/8,!10.1.0.0/16]", "EXTERNAL_NET": "!$HOME_NET"}
+
+
+@pytest.mark.parametrize(
+    ("expr", "addr", "expected"),
+    [
+        # A negated list is the complement of the whole list, exclusions included.
+        ("![10.0.0.0/8,!10.1.0.0/16]", "10.1.0.5", True),
+        ("![10.0.0.0/8,!10.1.0.0/16]", "10.2.0.5", False),
+        ("![10.0.0.0/8,!10.1.0.0/16]", "8.8.8.8", True),
+        ("![10.0.0.0/8,!10.1.0.0/16]", "2001:db8::1", True),
+        ("$EXTERNAL_NET", "10.1.2.3", True),  # the hole in HOME_NET is external
+        ("$EXTERNAL_NET", "10.9.9.9", False),
+        ("$EXTERNAL_NET", "192.0.2.1", True),
+        ("[$HOME_NET,!10.2.0.0/16]", "10.2.0.1", False),
+        ("[$HOME_NET,!10.2.0.0/16]", "10.3.0.1", True),
+        ("[$HOME_NET,!10.2.0.0/16]", "10.1.0.1", False),
+        ("[[10.0.0.0/8,!10.1.0.0/16],10.1.1.0/24]", "10.1.1.9", True),
+        ("[[10.0.0.0/8,!10.1.0.0/16],10.1.1.0/24]", "10.1.2.9", False),
+    ],
+)
+def test_negation_is_set_complement(expr: str, addr: str, expected: bool) -> None:
+    s = parse_addresses(expr, HOME_WITH_HOLE)
+    ip = ipaddress.ip_address(addr)
+    assert s.contains(ip.version, int(ip)) is expected
+
+
+@pytest.mark.parametrize("expr", ["!any", "[10.0.0.0/8,!10.0.0.0/8]", "![any]"])
+def test_expressions_that_match_nothing_are_empty(expr: str) -> None:
+    assert parse_addresses(expr).is_empty
+
+
+def test_port_list_minus_range() -> None:
+    p = parse_ports("[1:1024,!100:200]")
+    assert [p.contains(x) for x in (1, 99, 100, 200, 201, 1024, 1025)] == [
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
+    assert parse_ports("[80,!80]").is_empty

@@ -684,3 +684,33 @@ def test_no_rule_files() -> None:
     with pytest.raises(RulesError) as exc:
         load_rule_files([])
     assert exc.value.errors == ["no rule files given"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "what"),
+    [("dst", "'!any'", "matches no address"), ("dst_port", "'[80,!80]'", "matches no port")],
+)
+def test_a_rule_field_that_matches_nothing_is_an_error(field: str, value: str, what: str) -> None:
+    text = f"signatures:\n  - sid: 5\n    msg: m\n    proto: tcp\n    {field}: {value}\n"
+    with pytest.raises(RulesError) as exc:
+        load_rules_text(text, "empty.yaml")
+    assert exc.value.errors == [
+        f"empty.yaml:5: rule 5: {field}: {value.strip(chr(39))!r} {what}, so the rule could never fire"
+    ]
+
+
+def test_a_key_given_twice_in_one_rule_is_an_error() -> None:
+    text = "signatures:\n  - sid: 9\n    msg: m\n    action: drop\n    proto: tcp\n    action: alert\n"
+    with pytest.raises(RulesError) as exc:
+        load_rules_text(text, "dup.yaml")
+    assert exc.value.errors == ["dup.yaml:6: rule 9: key 'action' given twice (first at line 4)"]
+
+
+def test_a_top_level_key_given_twice_is_an_error() -> None:
+    text = "signatures:\n  - {sid: 1, msg: a, proto: tcp}\nsignatures:\n  - {sid: 2, msg: b, proto: tcp}\n"
+    with pytest.raises(RulesError) as exc:
+        load_rules_text(text, "twice.yaml")
+    assert exc.value.errors == [
+        "twice.yaml:3: top-level key 'signatures' given twice (first at line 1); "
+        "the first one's rules would be lost"
+    ]
