@@ -52,7 +52,7 @@ def _needs_app(rule: SignatureRule) -> str:
 
 
 class _Compiled:
-    __slots__ = ("app", "buffers", "flow", "header", "rule", "stream_ok")
+    __slots__ = ("app", "buffers", "flow", "header", "nocase", "rule", "stream_ok")
 
     def __init__(self, rule: SignatureRule) -> None:
         self.rule = rule
@@ -60,28 +60,44 @@ class _Compiled:
         self.flow = rule.flow
         self.app = rule.header.app
         self.buffers = rule.buffers
+        # Per buffer: does any content need the lower-cased copy? Most do not.
+        self.nocase = tuple(
+            any(isinstance(m, Content) and m.nocase for m in bm.matches) for bm in rule.buffers
+        )
         self.stream_ok = _stream_ok(rule)
 
 
 class _Buffers:
     """The buffers of one packet, each produced (and lower-cased) at most once."""
 
-    __slots__ = ("_cache", "pkt", "prefix", "stream")
+    __slots__ = ("_cache", "_lowered", "pkt", "prefix", "stream")
 
     def __init__(self, pkt: Packet, stream: bytes, prefix: int) -> None:
         self.pkt = pkt
         self.stream = stream
         self.prefix = prefix
-        self._cache: dict[Buffer | str, tuple[bytes, bytes] | None] = {}
+        self._cache: dict[Buffer | str, bytes | None] = {}
+        self._lowered: dict[Buffer | str, bytes] = {}
 
-    def get(self, buf: Buffer, use_stream: bool) -> tuple[bytes, bytes] | None:
-        key: Buffer | str = buf if (buf is not Buffer.PAYLOAD or use_stream) else "packet"
+    @staticmethod
+    def _key(buf: Buffer, use_stream: bool) -> Buffer | str:
+        return buf if (buf is not Buffer.PAYLOAD or use_stream) else "packet"
+
+    def get(self, buf: Buffer, use_stream: bool) -> bytes | None:
+        key = self._key(buf, use_stream)
         if key in self._cache:
             return self._cache[key]
         data = self._raw(buf, use_stream)
-        val = None if data is None else (data, data.lower())
-        self._cache[key] = val
-        return val
+        self._cache[key] = data
+        return data
+
+    def lowered(self, buf: Buffer, use_stream: bool, data: bytes) -> bytes:
+        """``data.lower()``, computed at most once per buffer and only when a nocase content needs it."""
+        key = self._key(buf, use_stream)
+        low = self._lowered.get(key)
+        if low is None:
+            low = self._lowered[key] = data.lower()
+        return low
 
     def _raw(self, buf: Buffer, use_stream: bool) -> bytes | None:
         pkt = self.pkt
@@ -155,7 +171,7 @@ class SignatureEngine:
             for b in self._scan_buffers:
                 got = bufs.get(b, True)
                 if got is not None:
-                    pf.scan(b, got[0], candidates)
+                    pf.scan(b, got, candidates)
             order = sorted(candidates)  # rule order keeps alerts reproducible
         out: list[SignatureMatch] = []
         for idx in order:
@@ -181,11 +197,11 @@ class SignatureEngine:
             return None
         use_stream = c.stream_ok and pkt.proto == PROTO_TCP
         replacements: list[tuple[int, bytes]] = []
-        for bm in c.buffers:
-            got = bufs.get(bm.buffer, use_stream)
-            if got is None:
+        for bm, nocase in zip(c.buffers, c.nocase, strict=True):
+            data = bufs.get(bm.buffer, use_stream)
+            if data is None:
                 return None
-            data, lowered = got
+            lowered = bufs.lowered(bm.buffer, use_stream, data) if nocase else data
             res = inspect(data, lowered, bm.matches)
             if res is None:
                 return None
