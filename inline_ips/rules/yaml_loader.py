@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import re2
 import yaml
@@ -123,6 +123,9 @@ RATE_KEYS = COMMON_KEYS | {"key", "measure", "window", "threshold", "flow"}
 CONTENT_KEYS = {"content", "nocase", "offset", "depth", "distance", "within", "negate", "replace"}
 REGEX_KEYS = {"regex", "nocase", "negate", "relative"}
 MAX_RE2_MEMORY = 8 << 20
+
+
+_SetT = TypeVar("_SetT", AddressSet, PortSet)
 
 
 class RulesError(Exception):
@@ -421,28 +424,29 @@ class _Fields:
         )
 
     def _addr(self, key: str, variables: Mapping[str, str]) -> AddressSet:
-        if key not in self.m:
-            return ANY_ADDRESS
-        try:
-            addrs = parse_addresses(_var_text(self.m[key]), variables)
-        except SetSyntaxError as e:
-            self.err(key, f"{key}: {e}")
-            return ANY_ADDRESS
-        if addrs.is_empty:
-            self.err(key, f"{key}: {addrs.text!r} matches no address, so the rule could never fire")
-        return addrs
+        return self._set(key, variables, parse_addresses, ANY_ADDRESS, "address")
 
     def _port(self, key: str, variables: Mapping[str, str]) -> PortSet:
+        return self._set(key, variables, parse_ports, ANY_PORT, "port")
+
+    def _set(
+        self,
+        key: str,
+        variables: Mapping[str, str],
+        parse: Callable[[str, Mapping[str, str]], _SetT],
+        default: _SetT,
+        what: str,
+    ) -> _SetT:
         if key not in self.m:
-            return ANY_PORT
+            return default
         try:
-            ports = parse_ports(_var_text(self.m[key]), variables)
+            value = parse(_var_text(self.m[key]), variables)
         except SetSyntaxError as e:
             self.err(key, f"{key}: {e}")
-            return ANY_PORT
-        if ports.is_empty:
-            self.err(key, f"{key}: {ports.text!r} matches no port, so the rule could never fire")
-        return ports
+            return default
+        if value.is_empty:
+            self.err(key, f"{key}: {value.text!r} matches no {what}, so the rule could never fire")
+        return value
 
 
 def _signature(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> SignatureRule | None:
