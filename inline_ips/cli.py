@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from inline_ips import __version__
+from inline_ips.detect.bypass import BypassOptions
 from inline_ips.engine import Engine
 from inline_ips.flow import FlowOptions
 from inline_ips.options import EngineOptions
@@ -92,7 +93,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 1
     for f, reason in report.not_loaded:
         print(f"inline-ips: not loaded: {f}: {reason}", file=sys.stderr)
-    opts = EngineOptions(flows=FlowOptions(midstream=not args.no_midstream))
+    opts = EngineOptions(
+        flows=FlowOptions(midstream=not args.no_midstream),
+        bypass=BypassOptions(
+            after_packets=args.bypass_after, after_bytes=0 if args.bypass_after == 0 else 262_144
+        ),
+    )
     eve = None
     if args.eve:
         try:
@@ -157,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-midstream",
         action="store_true",
         help="do not treat TCP flows picked up without a handshake as established",
+    )
+    rp.add_argument(
+        "--bypass-after",
+        type=int,
+        default=64,
+        metavar="N",
+        help="stop inspecting a clean flow after N packets, as the kernel would once it is "
+        "bypassed inline (default 64; 0 never bypasses)",
     )
     prog = rp.add_mutually_exclusive_group()
     prog.add_argument("--progress", action="store_true", default=None, help="always show the progress bar")

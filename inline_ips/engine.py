@@ -22,6 +22,7 @@ from inline_ips.decode.defrag import Defragmenter
 from inline_ips.decode.dns import parse_dns
 from inline_ips.decode.http import looks_like_request, parse_request
 from inline_ips.decode.tls import client_hello_sni, is_client_hello
+from inline_ips.detect.bypass import BypassPolicy
 from inline_ips.detect.rate import RateEngine
 from inline_ips.detect.signature import SignatureEngine
 from inline_ips.flow import Flow, FlowTable
@@ -43,6 +44,8 @@ class Result:
     app_proto: str | None = None
     # The offender that was newly blocked by this packet: (ip version, address, seconds).
     blocked: tuple[int, int, int] | None = None
+    # The flow was judged clean with this packet: mark it so the kernel stops queueing it.
+    bypass: bool = False
 
 
 def _alert(rule: SignatureRule | RateRule) -> Alert:
@@ -68,6 +71,7 @@ class Engine:
         self.flows = FlowTable(opts.flows)
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
+        self.bypass = BypassPolicy(rules.signatures, rules.rates, opts.bypass)
         all_rules: list[SignatureRule | RateRule] = [*rules.signatures, *rules.rates]
         self._alerts = {r.sid: _alert(r) for r in all_rules}
         self.stats: Counter[str] = Counter()
@@ -119,6 +123,11 @@ class Engine:
         if flow.dropped and not allowed:
             result.verdict = Verdict(Action.DROP, Reason.FLOW_DROP)
             return result
+        if flow.bypassed:
+            # Inline, the kernel no longer queues this flow; what still arrives was in flight.
+            self.stats["bypassed_packets"] += 1
+            result.bypass = True
+            return result
 
         stream = pkt.payload
         prefix = 0
@@ -152,7 +161,12 @@ class Engine:
             if act.action is not Action.ACCEPT:
                 verdict = _merge(verdict, Verdict(act.action, Reason.RATE, rrule.sid, act.block_seconds))
 
+        if alerts:
+            flow.alerted = True
         if verdict.action is Action.ACCEPT:
+            if not flow.alerted and self._clean(flow, pkt, allowed):
+                flow.bypassed = result.bypass = True
+                self.bypass.stats["bypassed"] += 1
             return result
         if allowed and verdict.action >= Action.DROP:
             # Management and allowlisted hosts are never dropped, rejected or blocked.
@@ -189,6 +203,11 @@ class Engine:
         if flow.app == "" and is_client_hello(payload):
             flow.app = "tls"
             pkt.tls_sni = client_hello_sni(payload)
+
+    def _clean(self, flow: Flow, pkt: Packet, allowed: bool) -> bool:
+        if allowed and self.options.bypass.allowlisted:
+            return True
+        return self.bypass.due(flow) and self.bypass.clean(flow, pkt)
 
     def _allowlisted(self, pkt: Packet) -> bool:
         a = self.allowlist

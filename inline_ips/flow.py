@@ -35,7 +35,10 @@ class FlowOptions:
 
 class Flow:
     __slots__ = (
+        "alerted",
         "app",
+        "bypass_checked",
+        "bypassed",
         "bytes",
         "client",
         "closed",
@@ -83,6 +86,9 @@ class Flow:
         self.tail = [b"", b""]
         self.http_buf = b""
         self.dropped = False
+        self.alerted = False  # some rule alerted on this flow: keep watching it
+        self.bypassed = False  # judged clean: the kernel stops queueing it
+        self.bypass_checked: str | None = None  # the app protocol when rules last held it back
         self.app = ""  # detected application protocol ("http", "dns", "tls") or ""
 
     def is_to_server(self, pkt: Packet) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inline_ips.detect.bypass import BypassOptions
 from inline_ips.flow import FlowOptions
 
 
@@ -28,3 +29,5 @@ class EngineOptions:
     drop_invalid: bool = False
     # After a drop rule matched, drop the rest of that flow (Suricata does this).
     drop_flow_on_match: bool = True
+    # When a clean flow stops being queued (see detect/bypass.py).
+    bypass: BypassOptions = field(default_factory=BypassOptions)

@@ -71,6 +71,10 @@ class HeaderCheck:
             return True
         return self.bidirectional and self._reverse(pkt)
 
+    def fits_tuple(self, pkt: Packet) -> bool:
+        """Addresses and ports only (either way for ``<>`` rules); flags and ICMP fields ignored."""
+        return self._forward(pkt) or (self.bidirectional and self._reverse(pkt))
+
     def _forward(self, pkt: Packet) -> bool:
         sp, dp, s, d = self.sport, self.dport, self.src, self.dst
         return (

@@ -30,8 +30,8 @@ OUTSIDE_SITES = ["198.51.100.10", "198.51.100.20", "198.51.100.30", "198.51.100.
 T0 = 1_763_800_000.0
 
 
-class _Tcp:
-    """One TCP connection's sequence numbers, so segments are consistent."""
+class TcpConversation:
+    """One TCP connection's sequence numbers, so the segments it builds are consistent."""
 
     def __init__(self, rng: random.Random, c: str, cport: int, s: str, sport: int) -> None:
         self.c, self.cport, self.s, self.sport = c, cport, s, sport
@@ -103,7 +103,7 @@ def _b(p: ScapyPacket) -> bytes:
 
 
 def _http_exchange(rng: random.Random, t: float, site: str, path: str, size: int, cport: int) -> list[Timed]:
-    conn = _Tcp(rng, CLIENT, cport, site, 80)
+    conn = TcpConversation(rng, CLIENT, cport, site, 80)
     rtt = 0.02
     out = conn.handshake(t, rtt)
     req = (
@@ -209,7 +209,7 @@ def tls_sessions(seed: int = 3, count: int = 15) -> list[Timed]:
     t = T0
     for i in range(count):
         site = OUTSIDE_SITES[i % len(OUTSIDE_SITES)]
-        conn = _Tcp(rng, CLIENT, 45000 + i, site, 443)
+        conn = TcpConversation(rng, CLIENT, 45000 + i, site, 443)
         out += conn.handshake(t, 0.02)
         out.append(conn.client_data(t + 0.03, client_hello(f"www.site{i}.example")))
         for k in range(20):
@@ -223,7 +223,7 @@ def tls_sessions(seed: int = 3, count: int = 15) -> list[Timed]:
 def bulk_download(seed: int = 4, megabytes: int = 20, mbit_per_s: float = 200.0) -> list[Timed]:
     """One large HTTP download at a steady rate (a software update, say)."""
     rng = random.Random(seed)
-    conn = _Tcp(rng, CLIENT, 39000, OUTSIDE_SITES[0], 80)
+    conn = TcpConversation(rng, CLIENT, 39000, OUTSIDE_SITES[0], 80)
     t = T0
     out = conn.handshake(t, 0.02)
     t += 0.02
@@ -336,7 +336,7 @@ def http_attacks() -> list[Timed]:
         "/static/..%2f..%2f..%2fetc%2fshadow",
     ]
     for i, path in enumerate(paths):
-        conn = _Tcp(rng, ATTACKER, 41000 + i, SERVER, 80)
+        conn = TcpConversation(rng, ATTACKER, 41000 + i, SERVER, 80)
         t = T0 + i
         out += conn.handshake(t, 0.01)
         out.append(
