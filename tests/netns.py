@@ -24,7 +24,9 @@ def require_root_netns() -> None:
         pytest.skip("needs iproute2's ip command")
 
 
-def run(*args: str, ns: str | None = None, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, ns: str | None = None, check: bool = True, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     cmd = (["ip", "netns", "exec", ns] if ns else []) + list(args)
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=timeout)
 
