@@ -1,0 +1,1 @@
+"""Carrying out verdicts that reach beyond accept/drop: reject replies, rewrites, kernel blocks."""

@@ -1,0 +1,619 @@
+"""Tests for inline_ips.source.nfqueue: config message, /proc parsing, verdicts, and a real queue.
+
+The unit tests drive the per-packet callback with a stand-in for the
+library's packet object. The integration tests build a throw-away topology
+a -- r -- b (veth pairs, r forwards IPv4 and IPv6), queue r's FORWARD chain to
+an :class:`NfqueueSource` running in r (``tests/source/nfq_handler.py``), and
+check from real sockets in a and b that drops drop, rewrites arrive rewritten
+(and pass b's checksum checks), rejects reset / refuse, bypass marks are set,
+and that fail-open keeps traffic flowing when the queue is full. Nothing is
+configured in the initial namespace; every namespace is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inline_ips.respond.rewrite import checksum_ok
+from inline_ips.source.nfqueue import (
+    ACCEPT,
+    BYPASS,
+    DROP,
+    NFQA_CFG_F_FAIL_OPEN,
+    NFQA_CFG_FLAGS,
+    NFQA_CFG_MASK,
+    NFQA_CFG_QUEUE_MAXLEN,
+    Decision,
+    NfqueueSource,
+    parse_queue_stats,
+    read_queue_stats,
+)
+from inline_ips.verdict import Action
+from tests.netns import netns, require_root_netns, run
+
+ROOT = Path(__file__).resolve().parents[2]
+HELPER = "tests.source.nfq_handler"
+
+
+# -- the config message ------------------------------------------------------
+
+
+def _attrs(body: bytes) -> dict[int, bytes]:
+    out = {}
+    while body:
+        length, kind = struct.unpack_from("=HH", body)
+        out[kind] = body[4:length]
+        body = body[(length + 3) & ~3 :]
+    return out
+
+
+def test_config_message_layout() -> None:
+    from inline_ips.source.nfqueue import build_config_message
+
+    msg = build_config_message(5, True, 8, seq=42)
+    length, kind, flags, seq, portid = struct.unpack_from("=IHHII", msg)
+    assert (length, kind, flags, seq, portid) == (len(msg), 0x0302, 0x1 | 0x4, 42, 0)
+    assert msg[16:20] == bytes([socket.AF_UNSPEC, 0, 0, 5])  # nfgenmsg, res_id big-endian
+    attrs = _attrs(msg[20:])
+    assert attrs == {
+        NFQA_CFG_QUEUE_MAXLEN: struct.pack(">I", 8),
+        NFQA_CFG_MASK: struct.pack(">I", NFQA_CFG_F_FAIL_OPEN),
+        NFQA_CFG_FLAGS: struct.pack(">I", NFQA_CFG_F_FAIL_OPEN),
+    }
+
+
+def test_config_message_fail_closed_without_maxlen() -> None:
+    from inline_ips.source.nfqueue import build_config_message
+
+    msg = build_config_message(0x1234, False, None, seq=1)
+    assert msg[18:20] == b"\x12\x34"
+    attrs = _attrs(msg[20:])
+    assert attrs == {NFQA_CFG_MASK: struct.pack(">I", 1), NFQA_CFG_FLAGS: struct.pack(">I", 0)}
+    with pytest.raises(ValueError):
+        build_config_message(70000, True, None, seq=1)
+    with pytest.raises(ValueError):
+        build_config_message(1, True, 0, seq=1)
+
+
+PROC_SAMPLE = """\
+    0  12345     0 2  4016     0     0        0  1
+    2 -4213      3 2  4016    17     4     1200  1
+garbage line
+"""
+
+
+def test_parse_queue_stats() -> None:
+    stats = parse_queue_stats(PROC_SAMPLE.replace("-4213", "4213"))
+    assert set(stats) == {0, 2}
+    assert stats[2] == {
+        "portid": 4213,
+        "queue_total": 3,
+        "copy_mode": 2,
+        "copy_range": 4016,
+        "queue_dropped": 17,
+        "user_dropped": 4,
+        "id_sequence": 1200,
+    }
+    assert stats[0]["portid"] == 12345
+
+
+def test_read_queue_stats_missing_file(tmp_path: Path) -> None:
+    assert read_queue_stats(tmp_path / "absent") == {}
+    (tmp_path / "q").write_text(PROC_SAMPLE)
+    assert read_queue_stats(tmp_path / "q")[0]["queue_total"] == 0
+
+
+# -- the per-packet callback, with a stand-in packet ----------------------------
+
+
+class FakePacket:
+    """Records what the callback asked of the library's packet."""
+
+    def __init__(self, payload: bytes, mark: int = 0, fail_verdict: bool = False) -> None:
+        self.payload = payload
+        self.mark = mark
+        self.new_payload: bytes | None = None
+        self.new_mark: int | None = None
+        self.verdict: str | None = None
+        self.fail_verdict = fail_verdict
+
+    def get_payload(self) -> bytes:
+        return self.payload
+
+    def set_payload(self, payload: bytes) -> None:
+        self.new_payload = payload
+
+    def get_mark(self) -> int:
+        return self.mark if self.new_mark is None else self.new_mark
+
+    def set_mark(self, mark: int) -> None:
+        self.new_mark = mark
+
+    def _verdict(self, v: str) -> None:
+        if self.fail_verdict:
+            raise RuntimeError("Parent queue has already been unbound")
+        assert self.verdict is None, "verdict given twice"
+        self.verdict = v
+
+    def accept(self) -> None:
+        self._verdict("accept")
+
+    def drop(self) -> None:
+        self._verdict("drop")
+
+
+def _udp(payload: bytes) -> bytes:
+    from scapy.layers.inet import IP, UDP
+
+    return bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1000, dport=2000) / payload)
+
+
+def _feed(handler: Callable[[bytes, float], Decision], pkt: FakePacket) -> NfqueueSource:
+    src = NfqueueSource(3, handler)
+    src.callback(pkt)  # type: ignore[arg-type]
+    return src
+
+
+@pytest.mark.parametrize(
+    ("decision", "verdict", "counter"),
+    [
+        (ACCEPT, "accept", "accepted"),
+        (DROP, "drop", "dropped"),
+        (Decision(Action.REJECT), "drop", "dropped"),
+        (Decision(Action.BLOCK), "drop", "dropped"),
+    ],
+)
+def test_callback_verdicts(decision: Decision, verdict: str, counter: str) -> None:
+    seen: list[tuple[bytes, float]] = []
+    raw = _udp(b"x")
+
+    def handler(data: bytes, ts: float) -> Decision:
+        seen.append((data, ts))
+        return decision
+
+    pkt = FakePacket(raw)
+    before = time.time()
+    src = _feed(handler, pkt)
+    assert pkt.verdict == verdict
+    assert pkt.new_mark is None and pkt.new_payload is None
+    assert src.stats["packets"] == 1 and src.stats[counter] == 1
+    assert seen[0][0] == raw and before <= seen[0][1] <= time.time()
+
+
+def test_callback_bypass_ors_the_mark() -> None:
+    pkt = FakePacket(_udp(b"x"), mark=0x5)
+    src = _feed(lambda raw, ts: BYPASS, pkt)
+    assert pkt.verdict == "accept" and pkt.new_mark == 0x40000005
+    assert src.stats["bypass_marked"] == 1
+
+
+def test_callback_rewrite() -> None:
+    raw = _udp(b"say hello")
+    off = raw.index(b"hello")
+    pkt = FakePacket(raw)
+    src = _feed(lambda r, ts: Decision(Action.REWRITE, ((off, b"HELLO"),), bypass=True), pkt)
+    assert pkt.verdict == "accept"
+    assert pkt.new_payload is not None and pkt.new_payload.endswith(b"say HELLO")
+    assert checksum_ok(pkt.new_payload)
+    assert pkt.new_mark == 0x40000000
+    assert src.stats["rewritten"] == 1 and src.stats["accepted"] == 1
+
+
+def test_callback_handler_error_fails_open() -> None:
+    def broken(raw: bytes, ts: float) -> Decision:
+        raise KeyError("bug")
+
+    pkt = FakePacket(_udp(b"x"))
+    src = _feed(broken, pkt)
+    assert pkt.verdict == "accept"
+    assert src.stats["handler_errors"] == 1 and src.stats["accepted"] == 1
+
+
+def test_callback_bad_rewrite_accepts_unchanged() -> None:
+    raw = _udp(b"x")
+    pkt = FakePacket(raw)
+    src = _feed(lambda r, ts: Decision(Action.REWRITE, ((len(raw), b"zz"),)), pkt)
+    assert pkt.verdict == "accept" and pkt.new_payload is None
+    assert src.stats["rewrite_errors"] == 1 and src.stats["rewritten"] == 0
+
+
+def test_callback_never_raises_into_the_library() -> None:
+    pkt = FakePacket(_udp(b"x"), fail_verdict=True)
+    src = _feed(lambda r, ts: ACCEPT, pkt)
+    assert src.stats["verdict_errors"] == 1
+
+
+def test_source_arguments_checked() -> None:
+    with pytest.raises(ValueError):
+        NfqueueSource(70000, lambda r, ts: ACCEPT)
+    with pytest.raises(ValueError):
+        NfqueueSource(1, lambda r, ts: ACCEPT, maxlen=0)
+    with pytest.raises(ValueError):
+        NfqueueSource(1, lambda r, ts: ACCEPT, bypass_mark=0)
+
+
+class FakeQueue:
+    """Stands in for netfilterqueue.NetfilterQueue: an endless stream of packets."""
+
+    instances: list[FakeQueue] = []
+
+    def __init__(self) -> None:
+        self.a, self.b = socket.socketpair()
+        self.replayed: list[bytes] = []
+        self.unbound = False
+        FakeQueue.instances.append(self)
+
+    def bind(self, queue_num: int, callback: Callable[[FakePacket], None], max_len: int) -> None:
+        self.callback = callback
+
+    def get_fd(self) -> int:
+        return self.a.fileno()
+
+    def run_socket(self, s: Any) -> None:
+        from inline_ips.source import nfqueue
+
+        if isinstance(s, nfqueue._Replay):
+            while True:
+                try:
+                    self.replayed.append(s.recv(4096))
+                except BlockingIOError:
+                    return
+        while True:  # never idle: only the stop swap gets us out
+            with contextlib.suppress(BlockingIOError):
+                s.recv(4096)
+            self.callback(FakePacket(_udp(b"x")))
+
+    def unbind(self) -> None:
+        self.unbound = True
+        self.a.close()
+        self.b.close()
+
+
+def test_run_stops_under_load_and_replays_the_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    import netfilterqueue
+
+    from inline_ips.source import nfqueue
+
+    def fake_flags(fd: int, queue_num: int, fail_open: bool, maxlen: int | None, **kw: Any) -> None:
+        kw["backlog"].append(b"early packet message")
+
+    monkeypatch.setattr(netfilterqueue, "NetfilterQueue", FakeQueue)
+    monkeypatch.setattr(nfqueue, "set_queue_flags", fake_flags)
+    src = NfqueueSource(4, lambda raw, ts: ACCEPT)
+    stop = threading.Event()
+    t = threading.Thread(target=src.run, args=(stop,))
+    t.start()
+    assert src.ready.wait(5)
+    time.sleep(0.1)
+    stop.set()
+    t0 = time.monotonic()
+    t.join(5)
+    assert not t.is_alive()
+    assert time.monotonic() - t0 < 1.0
+    q = FakeQueue.instances[-1]
+    assert q.unbound and q.replayed == [b"early packet message"]
+    assert src.stats["packets"] > 0 and src.stats["accepted"] == src.stats["packets"]
+    assert not src.ready.is_set()
+
+
+# -- the kernel ------------------------------------------------------------------
+
+
+def _require_tools() -> None:
+    require_root_netns()
+    for tool in ("iptables-legacy", "ip6tables-legacy"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"needs {tool}")
+    pytest.importorskip("netfilterqueue")
+
+
+class Proc:
+    """A helper process in a namespace, its stdout lines collected by a thread."""
+
+    def __init__(self, ns: str, *args: str) -> None:
+        cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", HELPER, *args]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.p = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, prefix: str, timeout: float = 10.0) -> str:
+        """The next line starting with ``prefix`` (earlier lines are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(left, 0.01))
+            except queue.Empty:
+                err = self.p.stderr.read() if self.p.poll() is not None and self.p.stderr else ""
+                msg = f"no {prefix!r} line in {timeout} s; exit {self.p.poll()}; {err}"
+                raise AssertionError(msg) from None
+            if line.startswith(prefix):
+                return line
+
+    def drain(self) -> list[str]:
+        out = []
+        while not self.lines.empty():
+            out.append(self.lines.get())
+        return out
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+
+
+def helper(ns: str, *args: str) -> str:
+    """Run a short helper command in ``ns``; its output."""
+    cmd = [sys.executable, "-m", HELPER, *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        ["ip", "netns", "exec", ns, *cmd],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=30,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def queue_stats(ns: str) -> dict[int, dict[str, int]]:
+    return parse_queue_stats(run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=ns, check=False).stdout)
+
+
+def test_set_queue_flags_refused_by_the_kernel() -> None:
+    """ENODEV for a queue nobody bound; EPERM from a socket that did not bind it."""
+    _require_tools()
+    script = """
+import socket
+from netfilterqueue import NetfilterQueue
+from inline_ips.source.nfqueue import QueueConfigError, set_queue_flags
+other = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+other.bind((0, 0))
+for label in ("unbound", "foreign"):
+    if label == "foreign":
+        q = NetfilterQueue()
+        q.bind(7, lambda p: p.accept())
+    try:
+        set_queue_flags(other.fileno(), 7, True, None)
+        print(label, "accepted")
+    except QueueConfigError as e:
+        print(label, e)
+q.unbind()
+"""
+    with netns("cfg") as ns:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        r = subprocess.run(
+            ["ip", "netns", "exec", ns["cfg"], sys.executable, "-c", script],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert r.returncode == 0, r.stderr
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert "ENODEV" in out["unbound"], out
+    assert "EPERM" in out["foreign"], out
+
+
+class Topo:
+    """a -- r -- b with IPv4 and IPv6; r queues FORWARD (queue 1; UDP to FLOOD_PORT: queue 2)."""
+
+    A4, B4, A6, B6 = "10.99.1.2", "10.99.2.2", "fd99:1::2", "fd99:2::2"
+    FLOOD_PORT = 6000
+
+    def __init__(self, ns: dict[str, str]) -> None:
+        self.a, self.r, self.b = ns["a"], ns["r"], ns["b"]
+
+    def build(self) -> None:
+        sfx = os.getpid() % 100000
+        a, r, b = self.a, self.r, self.b
+        for peer, dev, rdev, net in ((a, f"va{sfx}", f"ra{sfx}", 1), (b, f"vb{sfx}", f"rb{sfx}", 2)):
+            # Both ends are created straight inside the namespaces, never in the initial one.
+            run("ip", "-n", peer, "link", "add", dev, "type", "veth", "peer", "name", rdev, "netns", r)
+            run("ip", "-n", peer, "addr", "add", f"10.99.{net}.2/24", "dev", dev)
+            run("ip", "-n", peer, "addr", "add", f"fd99:{net}::2/64", "dev", dev, "nodad")
+            run("ip", "-n", peer, "link", "set", dev, "up")
+            run("ip", "-n", peer, "route", "add", "default", "via", f"10.99.{net}.1")
+            run("ip", "-n", peer, "-6", "route", "add", "default", "via", f"fd99:{net}::1")
+            run("ip", "-n", r, "addr", "add", f"10.99.{net}.1/24", "dev", rdev)
+            run("ip", "-n", r, "addr", "add", f"fd99:{net}::1/64", "dev", rdev, "nodad")
+            run("ip", "-n", r, "link", "set", rdev, "up")
+        run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
+        run("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=r)
+        ipt, ip6t = "iptables-legacy", "ip6tables-legacy"
+        run(ipt, "-A", "FORWARD", "-p", "udp", "--dport", str(self.FLOOD_PORT), "-j", "NFQUEUE",
+            "--queue-num", "2", "--queue-bypass", ns=r)  # fmt: skip
+        for tool in (ipt, ip6t):
+            run(tool, "-A", "FORWARD", "-j", "NFQUEUE", "--queue-num", "1", "--queue-bypass", ns=r)
+        # An existing mark on port-7 packets, to see the bypass bit OR-ed into it...
+        run(ipt, "-t", "mangle", "-A", "FORWARD", "-p", "udp", "--dport", "7", "-j", "MARK",
+            "--set-mark", "0x5", ns=r)  # fmt: skip
+        # ...and a counter for packets leaving with exactly bypass bit | 0x5.
+        run(ipt, "-t", "mangle", "-A", "POSTROUTING", "-m", "mark", "--mark", "0x40000005", ns=r)
+
+    def bypass_count(self) -> int:
+        out = run("iptables-legacy", "-t", "mangle", "-L", "POSTROUTING", "-v", "-x", "-n", ns=self.r).stdout
+        rows = [line.split() for line in out.splitlines() if "0x40000005" in line]
+        assert len(rows) == 1, out
+        return int(rows[0][0])
+
+    def csum_errors(self, ns: str) -> int:
+        """UDP InCsumErrors of ``ns`` (IPv4 and IPv6 summed)."""
+        total = 0
+        snmp = run("cat", "/proc/net/snmp", ns=ns).stdout.splitlines()
+        names, values = [line.split() for line in snmp if line.startswith("Udp:")][:2]
+        total += int(values[names.index("InCsumErrors")])
+        for line in run("cat", "/proc/net/snmp6", ns=ns).stdout.splitlines():
+            if line.startswith("Udp6InCsumErrors"):
+                total += int(line.split()[1])
+        return total
+
+
+@pytest.fixture(scope="module")
+def topo() -> Iterator[Topo]:
+    _require_tools()
+    with netns("a", "r", "b") as ns:
+        t = Topo(ns)
+        try:
+            t.build()
+        except subprocess.CalledProcessError as e:
+            pytest.skip(f"cannot build the test topology: {e.stderr.strip()}")
+        yield t
+
+
+@pytest.fixture(scope="module")
+def sink(topo: Topo) -> Iterator[Proc]:
+    p = Proc(topo.b, "sink", "--udp", "5000", "--udp", "9", "--udp", "7", "--udp", "11", "--tcp", "5001")
+    try:
+        p.expect("READY")
+        yield p
+    finally:
+        p.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def router(topo: Topo, sink: Proc) -> Iterator[Proc]:
+    p = Proc(topo.r, "source", "1", "--mode", "functional")
+    try:
+        p.expect("READY", timeout=20)
+        yield p
+    finally:
+        p.stop()
+
+
+def _stats(router: Proc) -> dict[str, int]:
+    router.p.send_signal(signal.SIGUSR1)
+    stats: dict[str, int] = json.loads(router.expect("STATS").split(" ", 1)[1])
+    return stats
+
+
+def _received(sink: Proc, proto: str, port: int, timeout: float = 5.0) -> bytes:
+    line = sink.expect(f"{proto} {port} ", timeout)
+    return bytes.fromhex(line.split()[2]) if len(line.split()) > 2 else b""
+
+
+def test_queue_is_bound(topo: Topo, router: Proc) -> None:
+    q = queue_stats(topo.r)[1]
+    assert q["portid"] != 0 and q["copy_mode"] == 2
+
+
+def test_udp_drop_and_rewrite_v4(topo: Topo, sink: Proc, router: Proc) -> None:
+    sink.drain()
+    helper(topo.a, "udp", topo.B4, "9", "hello, this is dropped")
+    helper(topo.a, "udp", topo.B4, "5000", "well hello and hello")
+    assert _received(sink, "udp", 5000) == b"well HELLO and HELLO"
+    assert not [line for line in sink.drain() if line.startswith("udp 9 ")]
+    # b's kernel checked the UDP checksum of the rewritten datagram on receipt.
+    assert topo.csum_errors(topo.b) == 0
+    stats = _stats(router)
+    assert stats["dropped"] >= 1 and stats["rewritten"] >= 1
+
+
+def test_udp_rewrite_v6(topo: Topo, sink: Proc, router: Proc) -> None:
+    sink.drain()
+    helper(topo.a, "udp", topo.B6, "5000", "hello over IPv6")
+    assert _received(sink, "udp", 5000) == b"HELLO over IPv6"
+    assert topo.csum_errors(topo.b) == 0
+
+
+def test_tcp_rewrite(topo: Topo, sink: Proc, router: Proc) -> None:
+    sink.drain()
+    for host in (topo.B4, topo.B6):
+        assert helper(topo.a, "tcp", host, "5001", "hello over TCP") == "SENT"
+        # A wrong TCP checksum would make b discard the segment and the stream never complete.
+        assert _received(sink, "tcp", 5001) == b"HELLO over TCP"
+
+
+def test_bypass_mark_is_set(topo: Topo, sink: Proc, router: Proc) -> None:
+    sink.drain()
+    before = topo.bypass_count()
+    for i in range(3):
+        helper(topo.a, "udp", topo.B4, "7", f"bypass {i}")
+        _received(sink, "udp", 7)
+    assert topo.bypass_count() - before == 3
+
+
+def test_handler_error_accepts(topo: Topo, sink: Proc, router: Proc) -> None:
+    sink.drain()
+    helper(topo.a, "udp", topo.B4, "11", "hello from a bug")
+    assert _received(sink, "udp", 11) == b"hello from a bug"
+    assert _stats(router)["handler_errors"] >= 1
+
+
+def test_reject_sends_rst_and_icmp(topo: Topo, router: Proc) -> None:
+    # TCP: the RST spoofed from b reaches a's connect() at once.
+    assert helper(topo.a, "tcp", topo.B4, "23", "x") == "REFUSED"
+    assert helper(topo.a, "tcp", topo.B6, "23", "x") == "REFUSED"
+    # UDP: the ICMP / ICMPv6 port unreachable quotes the datagram well enough for a's socket.
+    assert helper(topo.a, "udp-refused", topo.B4, "10") == "REFUSED"
+    assert helper(topo.a, "udp-refused", topo.B6, "10") == "REFUSED"
+    assert _stats(router)["dropped"] >= 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
+def test_full_queue(topo: Topo, fail_open: bool) -> None:
+    """A queue of 8 judged by a slow handler: fail-open passes the overflow, fail-closed drops it."""
+    n = 3000
+    count = Proc(topo.b, "count", str(topo.FLOOD_PORT))
+    args = ["source", "2", "--mode", "sleep", "--sleep", "0.002", "--maxlen", "8"]
+    src = Proc(topo.r, *args, *([] if fail_open else ["--fail-closed"]))
+    try:
+        count.expect("READY")
+        src.expect("READY", timeout=20)
+        assert helper(topo.a, "flood", topo.B4, str(topo.FLOOD_PORT), str(n)) == f"SENT {n}"
+        received = int(count.expect("COUNT", timeout=30).split()[1])
+        deadline = time.monotonic() + 5
+        while (q := queue_stats(topo.r)[2])["queue_total"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        src.stop()
+        stop_seconds = time.monotonic() - t0
+        final = json.loads(src.expect("FINAL").split(" ", 1)[1])
+    finally:
+        src.stop(signal.SIGKILL)
+        count.stop(signal.SIGKILL)
+    judged = final["packets"]
+    print(f"fail_open={fail_open}: sent {n}, judged {judged}, received {received}, /proc {q}")
+    assert q["id_sequence"] == judged  # every packet the kernel queued was judged
+    assert 2 not in queue_stats(topo.r)  # unbound on the way out
+    assert stop_seconds < 2.0
+    if fail_open:
+        assert q["queue_dropped"] == 0 and q["user_dropped"] == 0
+        assert received > judged and received >= n // 2
+    else:
+        assert q["queue_dropped"] > 0
+        assert received <= judged
