@@ -1,4 +1,4 @@
-"""The ``inline-ips`` command line: ``replay`` and ``check-rules``.
+"""The ``inline-ips`` command line: replay, check-rules, run, cleanup, block, lab.
 
 Parses arguments, loads rules, builds the engine and hands off to the
 module that does the work; it holds no detection logic. Exit codes: 0 on
@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inline_ips import __version__
 from inline_ips.detect.bypass import BypassOptions
@@ -25,6 +26,9 @@ from inline_ips.rules.yaml_loader import RulesError
 from inline_ips.source.pcap import PcapError
 
 DEFAULT_RULES = ("rules.yaml", "/etc/inline-ips/rules.yaml")
+
+if TYPE_CHECKING:
+    from inline_ips.firewall.iptables import FirewallConfig as FirewallConfigT
 
 
 def _default_rules() -> list[str]:
@@ -49,6 +53,11 @@ def _load(args: argparse.Namespace) -> LoadReport:
     if not files:
         raise RulesError([f"no --rules given and none of {', '.join(DEFAULT_RULES)} exists"])
     return load_rule_files(files, _parse_vars(args.var))
+
+
+def _bypass_options(after_packets: int) -> BypassOptions:
+    """--bypass-after N: N packets or 256 KiB, whichever comes first; 0 turns bypass by volume off."""
+    return BypassOptions(after_packets=after_packets, after_bytes=262_144 if after_packets > 0 else 0)
 
 
 def cmd_check_rules(args: argparse.Namespace) -> int:
@@ -94,11 +103,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for f, reason in report.not_loaded:
         print(f"inline-ips: not loaded: {f}: {reason}", file=sys.stderr)
     opts = EngineOptions(
-        flows=FlowOptions(midstream=not args.no_midstream),
-        bypass=BypassOptions(
-            after_packets=args.bypass_after, after_bytes=0 if args.bypass_after == 0 else 262_144
-        ),
+        flows=FlowOptions(midstream=not args.no_midstream), bypass=_bypass_options(args.bypass_after)
     )
+
     eve = None
     if args.eve:
         try:
@@ -123,6 +130,93 @@ def cmd_replay(args: argparse.Namespace) -> int:
             eve.close()
     if args.json:
         print(json.dumps([s.as_dict() for s in summaries], indent=2))
+    return 0
+
+
+# The live commands import python-iptables, which needs the iptables libraries at
+# import time; they are imported inside the commands so replay and check-rules
+# work on any machine.
+
+
+def _firewall_config(args: argparse.Namespace) -> FirewallConfigT:
+    from inline_ips.firewall.iptables import FirewallConfig  # noqa: PLC0415 - see above
+
+    return FirewallConfig(
+        queue_num=args.queue,
+        queues=getattr(args, "workers", 1),
+        hook_input=getattr(args, "input", False),
+        ipv6=not getattr(args, "no_ipv6", False),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from inline_ips import runner  # noqa: PLC0415 - see above
+
+    runner.configure_logging(args.verbose)
+    files = args.rules or _default_rules()
+    if not files:
+        print(f"inline-ips: no --rules given and none of {', '.join(DEFAULT_RULES)} exists", file=sys.stderr)
+        return 1
+    opts = runner.RunOptions(
+        rules=tuple(files),
+        variables=_parse_vars(args.var),
+        firewall=_firewall_config(args),
+        engine=EngineOptions(bypass=_bypass_options(args.bypass_after), emulate_blocklist=False),
+        queue_maxlen=args.queue_maxlen,
+        fail_open=not args.fail_closed,
+        eve=args.eve,
+    )
+    try:
+        return runner.run(opts)
+    except (OSError, RuntimeError) as e:
+        print(f"inline-ips: {e}", file=sys.stderr)
+        return 1
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from inline_ips.firewall import commands  # noqa: PLC0415 - see above
+
+    lines = commands.cleanup(_firewall_config(args))
+    print("\n".join(lines) if lines else "nothing of inline-ips was installed")
+    return 0
+
+
+def cmd_block(args: argparse.Namespace) -> int:
+    from inline_ips.firewall import commands  # noqa: PLC0415 - see above
+
+    cfg = _firewall_config(args)
+    try:
+        if args.block_command == "list":
+            print("\n".join(commands.block_list(cfg)) or "the blocklist is empty")
+        elif args.block_command == "add":
+            allow = None
+            files = args.rules or _default_rules()
+            if files:
+                allow = load_rule_files(files, _parse_vars(args.var)).ruleset.allowlist
+            print(commands.block_add(cfg, args.address, args.seconds, allowlist=allow))
+        else:
+            print(commands.block_del(cfg, args.address))
+    except (ValueError, OSError, RulesError) as e:
+        print(f"inline-ips: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from inline_ips.lab import demo  # noqa: PLC0415 - see above
+
+    if args.lab_command == "up":
+        demo.lab_up(args.prefix)
+        print(f"lab {args.prefix} is up: namespaces {args.prefix}-client, -attacker, -router, -server")
+    elif args.lab_command == "down":
+        demo.lab_down(args.prefix)
+        print(f"lab {args.prefix} is down")
+    else:
+        try:
+            return demo.demo(args.prefix)
+        except KeyboardInterrupt:
+            print("interrupted; the lab was torn down", file=sys.stderr)
+            return 130
     return 0
 
 
@@ -176,6 +270,67 @@ def build_parser() -> argparse.ArgumentParser:
     prog.add_argument("--progress", action="store_true", default=None, help="always show the progress bar")
     prog.add_argument("--no-progress", action="store_false", dest="progress", help="never show it")
     rp.set_defaults(func=cmd_replay)
+
+    def queue_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--queue", type=int, default=0, metavar="N", help="first NFQUEUE number (default 0)")
+        sp.add_argument("--no-ipv6", action="store_true", help="leave ip6tables alone")
+
+    run = sub.add_parser("run", help="judge forwarded traffic inline (NFQUEUE; needs root)")
+    rules_args(run)
+    queue_args(run)
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="spread flows over N queues, one process each (--queue-balance)",
+    )
+    run.add_argument(
+        "--input", action="store_true", help="also judge traffic to this host (INPUT), not only FORWARD"
+    )
+    run.add_argument(
+        "--queue-maxlen",
+        type=int,
+        default=4096,
+        metavar="N",
+        help="packets the kernel holds for us before fail-open lets the rest pass",
+    )
+    run.add_argument(
+        "--fail-closed",
+        action="store_true",
+        help="drop packets when the queue is full instead of passing them (not the default)",
+    )
+    run.add_argument("--eve", metavar="FILE", help="write EVE JSON events here (reopened on SIGHUP)")
+    run.add_argument(
+        "--bypass-after",
+        type=int,
+        default=64,
+        metavar="N",
+        help="let the kernel carry a clean flow after N packets (0: never)",
+    )
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    cl = sub.add_parser("cleanup", help="remove every iptables rule, chain and ipset inline-ips installed")
+    queue_args(cl)
+    cl.set_defaults(func=cmd_cleanup)
+
+    bl = sub.add_parser("block", help="show or change the kernel blocklist")
+    queue_args(bl)
+    bsub = bl.add_subparsers(dest="block_command", required=True)
+    bsub.add_parser("list", help="blocked addresses and seconds left")
+    ba = bsub.add_parser("add", help="block an address (refused for allowlisted addresses)")
+    ba.add_argument("address")
+    ba.add_argument("--seconds", type=int, default=600)
+    rules_args(ba)
+    bd = bsub.add_parser("del", help="unblock an address")
+    bd.add_argument("address")
+    bl.set_defaults(func=cmd_block)
+
+    lab = sub.add_parser("lab", help="network-namespace lab: client, attacker, router (IPS), server")
+    lab.add_argument("lab_command", choices=["up", "down", "demo"])
+    lab.add_argument("--prefix", default="iips", help="namespace name prefix (default iips)")
+    lab.set_defaults(func=cmd_lab)
     return p
 
 

@@ -28,6 +28,7 @@ from inline_ips.detect.signature import SignatureEngine
 from inline_ips.flow import Flow, FlowTable
 from inline_ips.options import EngineOptions
 from inline_ips.packet import FRAG_PIECE, FRAG_REASSEMBLED, PROTO_TCP, PROTO_UDP, Packet
+from inline_ips.rules.addresses import AddressSet
 from inline_ips.rules.model import RateRule, RuleSet, SignatureRule
 from inline_ips.verdict import ACCEPT, Action, Alert, Reason, Verdict, strongest
 
@@ -64,19 +65,50 @@ def _alert(rule: SignatureRule | RateRule) -> Alert:
 class Engine:
     def __init__(self, rules: RuleSet, options: EngineOptions | None = None) -> None:
         self.options = opts = options or EngineOptions()
-        self.rules = rules
-        self.signatures = SignatureEngine(rules.signatures)
-        self.rates = RateEngine(rules.rates, opts.rate_max_keys)
-        self.allowlist = rules.allowlist
         self.flows = FlowTable(opts.flows)
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
-        self.bypass = BypassPolicy(rules.signatures, rules.rates, opts.bypass)
-        all_rules: list[SignatureRule | RateRule] = [*rules.signatures, *rules.rates]
-        self._alerts = {r.sid: _alert(r) for r in all_rules}
+        self.reload(rules)
         self.stats: Counter[str] = Counter()
         self.decode_errors: Counter[str] = Counter()
         self.engine_errors: Counter[str] = Counter()
+
+    def reload(self, rules: RuleSet) -> None:
+        """Switch to a new rule set; flows, fragments and the blocklist are kept.
+
+        Everything is compiled before anything is switched, so a packet sees
+        either the old rules or the new ones, never a mix, and a compile error
+        leaves the old rules in force. Rate windows start afresh. Flows already
+        bypassed stay bypassed: the kernel, not the engine, holds that mark.
+        """
+        opts = self.options
+        signatures = SignatureEngine(rules.signatures)
+        rates = RateEngine(rules.rates, opts.rate_max_keys)
+        bypass = BypassPolicy(rules.signatures, rules.rates, opts.bypass)
+        all_rules: list[SignatureRule | RateRule] = [*rules.signatures, *rules.rates]
+        alerts = {r.sid: _alert(r) for r in all_rules}
+        # One assignment: a packet on another thread holds either bundle whole.
+        self._r = _Compiled(rules, signatures, rates, bypass, rules.allowlist, alerts)
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._r.rules
+
+    @property
+    def signatures(self) -> SignatureEngine:
+        return self._r.signatures
+
+    @property
+    def rates(self) -> RateEngine:
+        return self._r.rates
+
+    @property
+    def bypass(self) -> BypassPolicy:
+        return self._r.bypass
+
+    @property
+    def allowlist(self) -> AddressSet | None:
+        return self._r.allowlist
 
     # -- the per-packet path -------------------------------------------------
 
@@ -91,6 +123,7 @@ class Engine:
             return Result(ACCEPT, Packet(raw, ts))
 
     def _process(self, raw: bytes, ts: float) -> Result:
+        r = self._r  # the rules for this packet, whatever a reload does meanwhile
         pkt = decode(raw, ts)
         if pkt.error is not None:
             self.decode_errors[pkt.error] += 1
@@ -113,7 +146,7 @@ class Engine:
             pkt = decode(whole, ts)
             pkt.frag = FRAG_REASSEMBLED
             self.stats["reassembled"] += 1
-        allowed = self._allowlisted(pkt)
+        allowed = _allowlisted(r.allowlist, pkt)
         if not allowed and self._src_blocked(pkt):
             self.stats["blocklist_drops"] += 1
             return Result(Verdict(Action.DROP, Reason.BLOCKLIST), pkt)
@@ -142,7 +175,7 @@ class Engine:
 
         verdict = ACCEPT
         alerts = result.alerts
-        for sm in self.signatures.match(pkt, flow, to_server, stream, prefix):
+        for sm in r.signatures.match(pkt, flow, to_server, stream, prefix):
             rule = sm.rule
             act = rule.action
             if act.action is Action.REWRITE:
@@ -151,12 +184,12 @@ class Engine:
                 v = Verdict(Action.REWRITE, Reason.RULE, rule.sid, replacements=tuple(sm.replacements))
             else:
                 v = Verdict(act.action, Reason.RULE, rule.sid, act.block_seconds)
-            alerts.append(self._alerts[rule.sid])
+            alerts.append(r.alerts[rule.sid])
             verdict = _merge(verdict, v)
         rule_dropped = verdict.action >= Action.DROP
-        for rrule, state in self.rates.evaluate(pkt, flow, to_server):
+        for rrule, state in r.rates.evaluate(pkt, flow, to_server):
             if state == 1:
-                alerts.append(self._alerts[rrule.sid])
+                alerts.append(r.alerts[rrule.sid])
             act = rrule.action
             if act.action is not Action.ACCEPT:
                 verdict = _merge(verdict, Verdict(act.action, Reason.RATE, rrule.sid, act.block_seconds))
@@ -164,9 +197,9 @@ class Engine:
         if alerts:
             flow.alerted = True
         if verdict.action is Action.ACCEPT:
-            if not flow.alerted and self._clean(flow, pkt, allowed):
+            if not flow.alerted and self._clean(r.bypass, flow, pkt, allowed):
                 flow.bypassed = result.bypass = True
-                self.bypass.stats["bypassed"] += 1
+                r.bypass.stats["bypassed"] += 1
             return result
         if allowed and verdict.action >= Action.DROP:
             # Management and allowlisted hosts are never dropped, rejected or blocked.
@@ -204,25 +237,41 @@ class Engine:
             flow.app = "tls"
             pkt.tls_sni = client_hello_sni(payload)
 
-    def _clean(self, flow: Flow, pkt: Packet, allowed: bool) -> bool:
+    def _clean(self, bypass: BypassPolicy, flow: Flow, pkt: Packet, allowed: bool) -> bool:
         if allowed and self.options.bypass.allowlisted:
             return True
-        return self.bypass.due(flow) and self.bypass.clean(flow, pkt)
-
-    def _allowlisted(self, pkt: Packet) -> bool:
-        a = self.allowlist
-        if a is None:
-            return False
-        return a.contains(pkt.ip_version, pkt.src) or a.contains(pkt.ip_version, pkt.dst)
+        return bypass.due(flow) and bypass.clean(flow, pkt)
 
     def _src_blocked(self, pkt: Packet) -> bool:
         return len(self.blocklist) > 0 and self.blocklist.is_blocked(pkt.ip_version, pkt.src, pkt.ts)
 
     def _block(self, pkt: Packet, verdict: Verdict, result: Result) -> None:
+        if not self.options.emulate_blocklist:
+            # Inline: the kernel set is the blocklist; adding again only refreshes its timeout.
+            result.blocked = (pkt.ip_version, pkt.src, verdict.block_seconds)
+            return
         if self.blocklist.add(pkt.ip_version, pkt.src, pkt.ts, verdict.block_seconds):
             result.blocked = (pkt.ip_version, pkt.src, verdict.block_seconds)
         else:
             self.stats["blocklist_full"] += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """Everything derived from one rule set, swapped as a whole on reload."""
+
+    rules: RuleSet
+    signatures: SignatureEngine
+    rates: RateEngine
+    bypass: BypassPolicy
+    allowlist: AddressSet | None
+    alerts: dict[int, Alert]
+
+
+def _allowlisted(a: AddressSet | None, pkt: Packet) -> bool:
+    if a is None:
+        return False
+    return a.contains(pkt.ip_version, pkt.src) or a.contains(pkt.ip_version, pkt.dst)
 
 
 def _merge(a: Verdict, b: Verdict) -> Verdict:

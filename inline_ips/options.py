@@ -20,8 +20,11 @@ class EngineOptions:
     defrag_timeout: float = 30.0
     # Rate trackers: keys kept per rate rule (least recently used evicted beyond it).
     rate_max_keys: int = 100_000
-    # In-engine blocklist (the ipset mirror has its own cap).
+    # In-engine blocklist (the ipset mirror has its own cap). It plays the
+    # kernel's part in replay; inline the kernel ipset is the only blocklist, so
+    # an operator's `inline-ips block del` takes effect at once.
     blocklist_max: int = 65536
+    emulate_blocklist: bool = True
     # Packets too malformed to judge by their flow (no complete IP header, or a
     # TCP/UDP header cut short) are accepted by default (fail open); True drops
     # them. Packets with lesser anomalies (a bad TCP option, a short payload)

@@ -13,7 +13,9 @@ and no loaded rule could still match its later packets:
   ClientHello needs no TLS rule);
 - a header-only rule without TCP flags that fits the flow (IP-only rules);
 - a rate rule that counts every packet or byte (``packets``, ``bytes``,
-  ``dns_response_bytes``) and fits the flow. Rules that count SYNs, distinct
+  ``dns_response_bytes``) and fits the flow, unless it only counts packets
+  with SYN set (an established flow sends no more) or is a DNS rule and the
+  flow is known to carry something else. Rules that count SYNs, distinct
   ports or hosts, or empty connections learn nothing more from an established
   flow that already carried data.
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 
 from inline_ips.detect.header import HeaderCheck
 from inline_ips.flow import Flow
-from inline_ips.packet import Packet
+from inline_ips.packet import SYN, Packet
 from inline_ips.rules.model import AppProto, Buffer, Measure, RateRule, SignatureRule
 
 
@@ -54,7 +56,11 @@ class BypassPolicy:
             need = _signature_need(r)
             if need:
                 self._sigs.append((HeaderCheck(r.header), need))
-        self._rates = [HeaderCheck(r.header) for r in rates if r.measure in _COUNTING]
+        self._rates = [
+            (HeaderCheck(r.header), r.header.app is AppProto.DNS)
+            for r in rates
+            if r.measure in _COUNTING and not _syn_only(r)
+        ]
         self.stats = {"bypassed": 0, "held_by_rules": 0}
 
     def due(self, flow: Flow) -> bool:
@@ -90,11 +96,23 @@ class BypassPolicy:
             if _fits(check, fwd, rev):
                 self.stats["held_by_rules"] += 1
                 return False
-        for check in self._rates:
+        for check, dns in self._rates:
+            if dns and app not in ("", "dns"):
+                continue
             if _fits(check, fwd, rev):
                 self.stats["held_by_rules"] += 1
                 return False
         return True
+
+
+def _syn_only(rule: RateRule) -> bool:
+    """Does the rule's flags test only pass packets with SYN set?"""
+    f = rule.header.flags
+    if f is None:
+        return False
+    if f.mode == "exact":
+        return bool(f.mask & SYN and f.value & SYN)
+    return f.mode == "plus" and bool(f.value & SYN)
 
 
 def _signature_need(rule: SignatureRule) -> str:

@@ -110,3 +110,29 @@ def test_bypassed_flow_is_no_longer_inspected() -> None:
 def test_bypass_disabled() -> None:
     engine = Engine(load_rules_text(DEFAULTS, "b.yaml"), EngineOptions(bypass=BypassOptions(0, 0, False)))
     assert _first_bypass(_run(engine, _conn(b"\x00x", src="192.0.2.250"))) is None
+
+
+def test_rate_rules_that_only_count_syn_packets_do_not_hold_a_flow() -> None:
+    """SYN-ACK reflection counts packets with SYN+ACK: an established flow sends no more."""
+    extra = (
+        '  - {sid: 8, msg: reflection, proto: tcp, flags: "SA,CE", key: dst, measure: packets,'
+        " window: 1s, threshold: 9}\n"
+    )
+    assert _first_bypass(_run(_engine(extra), _conn(b"\x00x"))) == 19
+
+
+def test_dns_rate_rules_do_not_hold_a_flow_known_to_carry_something_else() -> None:
+    extra = (
+        "  - {sid: 9, msg: amp, proto: dns, key: dst, measure: dns_response_bytes, window: 1s,"
+        " threshold: 9}\n"
+    )
+    assert _first_bypass(_run(_engine(extra), _conn(b"\x00x"))) == 19
+
+
+def test_the_default_rules_let_a_bulk_non_http_flow_go() -> None:
+    from inline_ips.rules.loader import load_rule_files
+    from tests.corpus import DEFAULT_RULES
+
+    engine = Engine(load_rule_files([DEFAULT_RULES]).ruleset)
+    results = _run(engine, _conn(b"iperf3-cookie-0123456789abcdefghijklmn", n=80))
+    assert _first_bypass(results) == 63  # after_packets defaults to 64
