@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORPUS := ../shared/corpus
 
-.PHONY: setup test lint typecheck unit demo corpus-table bench clean
+.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench clean
 
 setup:
 	@scripts/setup.sh
@@ -25,9 +25,14 @@ test: setup
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
-# Replays the attack captures through the engine with the default rules and
-# shows what would have been dropped and blocked, and why.
+# The lab demo (root): namespaces for a client, an attacker, a router running
+# inline-ips and a server; real attacks beside benign traffic; torn down after.
 demo: setup
+	@$(VENV)/bin/inline-ips lab demo
+
+# The same attacks and the corpus captures, replayed offline (no root needed
+# once set up).
+replay-demo: setup
 	@$(PY) scripts/demo.py
 
 # Regenerates the README's table of corpus captures and the alerts they raise.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The offline demo: attacks and ordinary traffic through the engine, side by side.
+"""The offline demo (``make replay-demo``): attacks and ordinary traffic through the engine.
 
 Builds benign traffic (browsing, DNS, TLS, a download) and the attacks the
 default rules stop (SYN flood, port scan, ping sweep, ICMP flood, DNS
@@ -7,7 +7,7 @@ amplification, SQL injection and path traversal), replays each through the
 same engine that runs inline, and prints what was allowed, dropped and
 blocked, and which rule said so. Then it replays the real attack captures
 from ../shared/corpus/pcaps when they are there. Nothing is sent on any
-network: the live, namespace-based lab demo comes with the inline mode.
+network; `make demo` is the live one, in a namespace lab.
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""The lab: synthetic traffic now; namespaces and live attack tooling come with the inline mode."""
+"""The lab: a network-namespace testbed (topology, services, real attacks, the demo) and synthetic traffic."""
