@@ -26,6 +26,8 @@ from inline_ips.detect.bypass import BypassPolicy
 from inline_ips.detect.rate import RateEngine
 from inline_ips.detect.signature import SignatureEngine
 from inline_ips.flow import Flow, FlowTable
+from inline_ips.normalize import Normalize
+from inline_ips.normalize import replacements as normalize_replacements
 from inline_ips.options import EngineOptions
 from inline_ips.packet import FRAG_PIECE, FRAG_REASSEMBLED, PROTO_TCP, PROTO_UDP, Packet
 from inline_ips.rules.addresses import AddressSet
@@ -88,7 +90,7 @@ class Engine:
         all_rules: list[SignatureRule | RateRule] = [*rules.signatures, *rules.rates]
         alerts = {r.sid: _alert(r) for r in all_rules}
         # One assignment: a packet on another thread holds either bundle whole.
-        self._r = _Compiled(rules, signatures, rates, bypass, rules.allowlist, alerts)
+        self._r = _Compiled(rules, signatures, rates, bypass, rules.allowlist, alerts, rules.normalize)
 
     @property
     def rules(self) -> RuleSet:
@@ -196,6 +198,12 @@ class Engine:
 
         if alerts:
             flow.alerted = True
+        if r.normalize.active and verdict.action <= Action.REWRITE:
+            fixes = normalize_replacements(r.normalize, pkt)
+            if fixes:
+                verdict = _merge(
+                    verdict, Verdict(Action.REWRITE, Reason.NORMALIZE, replacements=tuple(fixes))
+                )
         if verdict.action is Action.ACCEPT:
             if not flow.alerted and self._clean(r.bypass, flow, pkt, allowed):
                 flow.bypassed = result.bypass = True
@@ -266,6 +274,7 @@ class _Compiled:
     bypass: BypassPolicy
     allowlist: AddressSet | None
     alerts: dict[int, Alert]
+    normalize: Normalize
 
 
 def _allowlisted(a: AddressSet | None, pkt: Packet) -> bool:

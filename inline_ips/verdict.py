@@ -36,6 +36,7 @@ class Reason(StrEnum):
     FLOW_DROP = "flow_drop"  # an earlier packet of this flow was dropped by a rule
     BLOCKLIST = "blocklist"  # the source is in the blocklist
     DECODE_ERROR = "decode_error"  # malformed packet, only when fail-closed on decode errors
+    NORMALIZE = "normalize"  # rewritten by normalisation (MSS clamp, TTL), not by a rule
     NONE = "none"  # accepted
 
 

@@ -22,6 +22,7 @@ from tests.corpus import DEFAULT_RULES
 TOTAL = 100_000
 
 EXTRA_RULES = """
+normalize: {tcp_mss_max: 1200, ttl_min: 5, ttl_set: 64}
 signatures:
   - sid: 9000001
     msg: fuzz payload

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from inline_ips.normalize import Normalize
 from inline_ips.rules.addresses import ANY_ADDRESS, ANY_PORT, AddressSet, PortSet, parse_addresses
 from inline_ips.verdict import Action
 
@@ -218,6 +219,7 @@ class RuleSet:
     variables: dict[str, str] = field(default_factory=dict, compare=False)
     includes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    normalize: Normalize = field(default_factory=Normalize)
 
     def merged(self, other: RuleSet) -> RuleSet:
         allow = self.allowlist
@@ -230,6 +232,7 @@ class RuleSet:
             {**self.variables, **other.variables},
             self.includes + other.includes,
             self.sources + other.sources,
+            other.normalize if other.normalize.active else self.normalize,
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import re2
 import yaml
 
+from inline_ips.normalize import Normalize
 from inline_ips.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from inline_ips.rules.addresses import (
     ANY_ADDRESS,
@@ -99,7 +100,8 @@ ACTIONS = {
 
 DEFAULT_BLOCK_SECONDS = 600
 
-TOP_KEYS = {"vars", "allowlist", "include", "signatures", "rate"}
+TOP_KEYS = {"vars", "allowlist", "include", "signatures", "rate", "normalize"}
+NORMALIZE_KEYS = {"tcp_mss_max", "ttl_min", "ttl_set"}
 COMMON_KEYS = {
     "sid",
     "rev",
@@ -271,6 +273,7 @@ def load_rules_text(
             ctx.error(doc.key_lines["include"], f"include: {inc_path}: no such file")
         includes.append(str(inc_path))
 
+    normalize = _normalize(doc, ctx)
     sigs = _load_list(doc, "signatures", ctx, lambda m: _signature(m, variables, ctx))
     rates = _load_list(doc, "rate", ctx, lambda m: _rate(m, variables, ctx))
 
@@ -288,7 +291,35 @@ def load_rules_text(
         variables=variables,
         includes=tuple(includes),
         sources=(name,),
+        normalize=normalize,
     )
+
+
+def _normalize(doc: _Map, ctx: _Ctx) -> Normalize:
+    raw = doc.get("normalize")
+    if raw is None:
+        return Normalize()
+    line = doc.key_lines["normalize"]
+    if not isinstance(raw, _Map):
+        ctx.error(line, "'normalize' must be a mapping with tcp_mss_max, ttl_min, ttl_set")
+        return Normalize()
+    values: dict[str, int] = {}
+    limits = {"tcp_mss_max": (536, 65535), "ttl_min": (1, 255), "ttl_set": (1, 255)}
+    for k, v in raw.items():
+        kl = raw.key_lines.get(k, line)
+        if k not in NORMALIZE_KEYS:
+            ctx.error(kl, f"normalize: unknown key '{k}'{_suggest(k, NORMALIZE_KEYS)}")
+            continue
+        lo, hi = limits[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            ctx.error(kl, f"normalize: '{k}' must be an integer from {lo} to {hi}, got {v!r}")
+            continue
+        values[k] = v
+    if "ttl_set" in values and "ttl_min" not in values:
+        ctx.error(line, "normalize: 'ttl_set' needs 'ttl_min' (packets below it get ttl_set)")
+    if "ttl_min" in values and values.get("ttl_set", 64) < values["ttl_min"]:
+        ctx.error(line, "normalize: 'ttl_set' must not be below 'ttl_min'")
+    return Normalize(**values)
 
 
 def _var_text(v: object) -> str:

@@ -436,7 +436,7 @@ BROKEN: list[tuple[str, str, list[str]]] = [
         "- sid: 1\n",
         [
             "test.yaml:1: the top level must be a mapping with keys "
-            "['allowlist', 'include', 'rate', 'signatures', 'vars']"
+            "['allowlist', 'include', 'normalize', 'rate', 'signatures', 'vars']"
         ],
     ),
     (
