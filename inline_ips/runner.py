@@ -80,8 +80,22 @@ class Worker:
         v = res.verdict
         action = v.action
         if res.alerts or action >= Action.DROP:
-            self._side_effects(res, raw)
+            try:
+                self._side_effects(res, raw)
+            except Exception as e:  # a full disk must not turn a drop into an accept
+                self._side_effect_failed(e)
         return Decision(action, v.replacements, res.bypass)
+
+    def _side_effect_failed(self, e: Exception) -> None:
+        stats = self.engine.stats
+        stats["side_effect_errors"] += 1
+        # Once, then every 10,000th: a failing disk would otherwise flood the journal.
+        if stats["side_effect_errors"] % 10_000 == 1:
+            log.error(
+                "queue %d: could not log or carry out a verdict's side effect (verdict kept): %s",
+                self.queue_num,
+                e,
+            )
 
     def _side_effects(self, res: Result, raw: bytes) -> None:
         v = res.verdict
@@ -102,8 +116,11 @@ class Worker:
     def _do_reload(self) -> None:
         """Reopen the EVE log and load the rules again; the engine swaps them in one step."""
         if self.eve is not None:
-            with self._eve_lock:
-                self.eve.reopen()
+            try:
+                with self._eve_lock:
+                    self.eve.reopen()
+            except OSError as e:
+                log.error("cannot reopen the EVE log, still writing to the old one: %s", e)
         started = time.monotonic()
         try:
             report = load_rule_files(self.opts.rules, self.opts.variables)
@@ -133,8 +150,11 @@ class Worker:
                 self._reload.clear()
                 self._do_reload()
             if self.eve is not None:
-                with self._eve_lock:
-                    self.eve.flush()
+                try:
+                    with self._eve_lock:
+                        self.eve.flush()
+                except OSError as e:
+                    self._side_effect_failed(e)
 
     def run(self) -> None:
         source = NfqueueSource(
