@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from inline_ips.lab import attacks, services
-from inline_ips.lab.demo import attacker_blocked, queue_backlog, running_ips, settle, unblock_attacker
+from inline_ips.lab.demo import (
+    attacker_blocked,
+    queue_backlog,
+    queue_stats,
+    running_ips,
+    settle,
+    unblock_attacker,
+)
 from inline_ips.lab.topology import Lab, down, exec_in, popen_in, up, wait_for
 from tests.corpus import DEFAULT_RULES, ROOT
 from tests.netns import require_root_netns
@@ -41,18 +48,13 @@ def lab() -> Iterator[Lab]:
 
 
 def queued(lab: Lab) -> int:
-    """Packets the kernel has handed to the queue so far (id_sequence of queue 0)."""
-    text = exec_in(lab, "router", ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
-    for line in text.splitlines():
-        cols = line.split()
-        if cols and cols[0] == "0":
-            return int(cols[7])
-    return 0
+    """Packets the kernel has handed to queue 0 so far."""
+    return queue_stats(lab).get(0, {}).get("id_sequence", 0)
 
 
 def queue_dropped(lab: Lab) -> int:
-    text = exec_in(lab, "router", ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
-    return sum(int(line.split()[5]) for line in text.splitlines() if line.strip())
+    """Packets the kernel dropped because a queue was full."""
+    return sum(q["queue_dropped"] for q in queue_stats(lab).values())
 
 
 def kernel_block_drops(lab: Lab) -> int:

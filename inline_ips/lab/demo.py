@@ -28,6 +28,7 @@ from typing import TextIO
 
 from inline_ips.lab import attacks, services
 from inline_ips.lab.topology import Lab, down, exec_in, popen_in, running_lab, up, wait_for
+from inline_ips.source.nfqueue import PROC_QUEUES, parse_queue_stats
 
 ROOT = Path(__file__).resolve().parents[2]
 IPS_READY_SECONDS = 20.0
@@ -49,8 +50,7 @@ def ips_argv(rules: Path, eve: Path, *extra: str) -> list[str]:
 def ips_ready(lab: Lab) -> bool:
     """The IPS has installed its chain and bound its queue in the router."""
     chain = exec_in(lab, "router", ["iptables-legacy", "-w", "5", "-S", "INLINE_IPS"])
-    queues = exec_in(lab, "router", ["cat", "/proc/net/netfilter/nfnetlink_queue"])
-    return chain.returncode == 0 and bool(queues.stdout.strip())
+    return chain.returncode == 0 and bool(queue_stats(lab))
 
 
 @contextmanager
@@ -82,10 +82,14 @@ def running_ips(
             out.close()  # type: ignore[union-attr]
 
 
+def queue_stats(lab: Lab) -> dict[int, dict[str, int]]:
+    """The router's /proc/net/netfilter/nfnetlink_queue, per queue."""
+    return parse_queue_stats(exec_in(lab, "router", ["cat", str(PROC_QUEUES)]).stdout)
+
+
 def queue_backlog(lab: Lab) -> int:
-    """Packets waiting in the router's queues (third column of nfnetlink_queue)."""
-    text = exec_in(lab, "router", ["cat", "/proc/net/netfilter/nfnetlink_queue"]).stdout
-    return sum(int(line.split()[2]) for line in text.splitlines() if line.strip())
+    """Packets waiting in the router's queues."""
+    return sum(q["queue_total"] for q in queue_stats(lab).values())
 
 
 def settle(lab: Lab) -> None:

@@ -70,32 +70,20 @@ class TcpConversation:
         return out
 
     def _c(self, flags: str, seq: int, ack: int, payload: bytes = b"") -> bytes:
-        return _b(
-            IP(src=self.c, dst=self.s)
-            / TCP(
-                sport=self.cport,
-                dport=self.sport,
-                flags=flags,
-                seq=seq % 2**32,
-                ack=ack % 2**32,
-                window=64240,
-            )
-            / payload
-        )
+        return self._segment(True, flags, seq, ack, payload)
 
     def _s(self, flags: str, seq: int, ack: int, payload: bytes = b"") -> bytes:
-        return _b(
-            IP(src=self.s, dst=self.c)
-            / TCP(
-                sport=self.sport,
-                dport=self.cport,
-                flags=flags,
-                seq=seq % 2**32,
-                ack=ack % 2**32,
-                window=65160,
-            )
-            / payload
+        return self._segment(False, flags, seq, ack, payload)
+
+    def _segment(self, from_client: bool, flags: str, seq: int, ack: int, payload: bytes) -> bytes:
+        src, sport, dst, dport = (
+            (self.c, self.cport, self.s, self.sport)
+            if from_client
+            else (self.s, self.sport, self.c, self.cport)
         )
+        window = 64240 if from_client else 65160  # what Linux clients and servers announce
+        tcp = TCP(sport=sport, dport=dport, flags=flags, seq=seq % 2**32, ack=ack % 2**32, window=window)
+        return _b(IP(src=src, dst=dst) / tcp / payload)
 
 
 def _b(p: ScapyPacket) -> bytes:

@@ -389,6 +389,16 @@ class _Fields:
             return default
         return v
 
+    def identity(self, default_priority: int) -> dict[str, Any]:
+        """Where the rule is and the fields both kinds of rule share (Suricata's defaults)."""
+        return {
+            "origin": Origin(self.ctx.path, self.m.line),
+            "rev": self.get_int("rev", 1, 1) or 1,
+            "gid": self.get_int("gid", 1, 1) or 1,
+            "classtype": self.get_str("classtype", ""),
+            "priority": self.get_int("priority", default_priority, 1, 255) or default_priority,
+        }
+
     def action(self) -> RuleAction:
         name = self.m.get("action", "alert")
         if not isinstance(name, str) or name not in ACTIONS:
@@ -516,11 +526,7 @@ def _signature(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> SignatureRul
         msg=msg,
         action=action,
         header=header,
-        origin=Origin(ctx.path, m.line),
-        rev=f.get_int("rev", 1, 1) or 1,
-        gid=f.get_int("gid", 1, 1) or 1,
-        classtype=f.get_str("classtype", ""),
-        priority=f.get_int("priority", 3, 1, 255) or 3,
+        **f.identity(default_priority=3),
         flow=flow,
         buffers=tuple(buffers),
         metadata=metadata,
@@ -706,10 +712,6 @@ def _rate(m: _Map, variables: Mapping[str, str], ctx: _Ctx) -> RateRule | None:
         measure=measure,
         window=window,
         threshold=threshold,
-        origin=Origin(ctx.path, m.line),
-        rev=f.get_int("rev", 1, 1) or 1,
-        gid=f.get_int("gid", 1, 1) or 1,
-        classtype=f.get_str("classtype", ""),
-        priority=f.get_int("priority", 2, 1, 255) or 2,
+        **f.identity(default_priority=2),
         flow=_flow(f),
     )
