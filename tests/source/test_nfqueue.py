@@ -598,9 +598,8 @@ def test_full_queue(topo: Topo, fail_open: bool) -> None:
         deadline = time.monotonic() + 5
         while (q := queue_stats(topo.r)[2])["queue_total"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        t0 = time.monotonic()
-        src.stop()
-        stop_seconds = time.monotonic() - t0
+        src.stop()  # SIGTERM, then SIGKILL if it has not exited within 5 s
+        stopped_by_itself = src.p.returncode != -signal.SIGKILL
         final = json.loads(src.expect("FINAL").split(" ", 1)[1])
     finally:
         src.stop(signal.SIGKILL)
@@ -609,7 +608,9 @@ def test_full_queue(topo: Topo, fail_open: bool) -> None:
     print(f"fail_open={fail_open}: sent {n}, judged {judged}, received {received}, /proc {q}")
     assert q["id_sequence"] == judged  # every packet the kernel queued was judged
     assert 2 not in queue_stats(topo.r)  # unbound on the way out
-    assert stop_seconds < 2.0
+    assert (
+        stopped_by_itself
+    )  # it honoured SIGTERM under load; no wall-clock bound (CI is a loaded 2-core box)
     if fail_open:
         assert q["queue_dropped"] == 0 and q["user_dropped"] == 0
         assert received > judged and received >= n // 2
