@@ -1,16 +1,32 @@
-"""HTTP request decoding: request line, header buffers, body, URI normalisation."""
+"""HTTP message decoding: request and status lines, Suricata buffers, bodies, URI normalisation."""
 
 from __future__ import annotations
+
+import gzip
+import zlib
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from inline_ips.decode.http import (
+    BOTH_BUFFERS,
+    HTTP_BUFFERS,
+    REQUEST_BUFFERS,
+    RESPONSE_BUFFERS,
+    ContentDecoder,
     HttpRequest,
+    HttpResponse,
+    chunk_size,
+    content_codings,
+    dechunk,
+    header_fields,
+    http_buffer,
     looks_like_request,
     normalize_uri,
     parse_request,
+    parse_response,
+    suricata_uri,
     uri_has_traversal,
 )
 
@@ -403,3 +419,500 @@ def test_generated_headers_round_trip(headers: list[tuple[str, bytes]]) -> None:
     assert req.header_list == tuple(
         (n.lower().encode(), v) for (n, _), v in zip(headers, values, strict=True)
     )
+
+
+# --- Suricata buffers: requests --------------------------------------------------------------------
+
+REQ = (
+    b"GET /index.html?id=42&q=a+b HTTP/1.1\r\n"
+    b"Host: WWW.Example.COM:8080\r\n"
+    b"User-Agent: Mozilla/5.0 (X11)\r\n"
+    b"Accept: */*\r\n"
+    b"Accept-Encoding: gzip, deflate\r\n"
+    b"Accept-Language: en-US\r\n"
+    b"Connection: keep-alive\r\n"
+    b"Referer: http://ref.test/p.php\r\n"
+    b"Cookie: session=abc\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"Content-Length: 0\r\n"
+    b"\r\n"
+)
+REQ_HEADERS = REQ[REQ.index(b"\r\n") + 2 :]
+
+REQUEST_CASES: list[tuple[str, bytes, bytes | None]] = [
+    ("http.method", REQ, b"GET"),
+    # plusspace decoding is off in Suricata ("don't convert + to space by default",
+    # app-layer-htp.c), so http.uri keeps the "+".
+    ("http.uri", REQ, b"/index.html?id=42&q=a+b"),
+    ("http.uri.raw", REQ, b"/index.html?id=42&q=a+b"),
+    ("http.protocol", REQ, b"HTTP/1.1"),
+    ("http.request_line", REQ, b"GET /index.html?id=42&q=a+b HTTP/1.1"),
+    # request_hostname: parse_hostport drops the port, the Host copy is lower-cased
+    # (rust/htp/src/transaction.rs process_request_headers).
+    ("http.host", REQ, b"www.example.com"),
+    # detect-http-host.c GetRawData: the Host header value as sent, port included.
+    ("http.host.raw", REQ, b"WWW.Example.COM:8080"),
+    ("http.user_agent", REQ, b"Mozilla/5.0 (X11)"),
+    ("http.accept", REQ, b"*/*"),
+    ("http.accept_enc", REQ, b"gzip, deflate"),
+    ("http.accept_lang", REQ, b"en-US"),
+    ("http.connection", REQ, b"keep-alive"),
+    ("http.referer", REQ, b"http://ref.test/p.php"),
+    ("http.content_type", REQ, b"text/plain"),
+    ("http.content_len", REQ, b"0"),
+    ("http.cookie", REQ, b"session=abc"),
+    # detect-http-header.c skips Cookie on requests and adds no final CRLF.
+    ("http.header", REQ, REQ_HEADERS[:-2].replace(b"Cookie: session=abc\r\n", b"")),
+    # libhtp's REQUEST_HEADER_DATA hook: everything after the request line, empty line included.
+    ("http.header.raw", REQ, REQ_HEADERS),
+    # detect-http-header-names.c: "\r\nName1\r\nName2\r\n\r\n", cookies included.
+    (
+        "http.header_names",
+        REQ,
+        b"\r\nHost\r\nUser-Agent\r\nAccept\r\nAccept-Encoding\r\nAccept-Language\r\nConnection\r\n"
+        b"Referer\r\nCookie\r\nContent-Type\r\nContent-Length\r\n\r\n",
+    ),
+    # detect-http-start.c: request line, CRLF, every header (cookie too), extra CRLF.
+    ("http.start", REQ, REQ),
+    ("http.request_body", REQ, None),  # Content-Length: 0
+    ("http.stat_code", REQ, None),
+    ("http.response_body", REQ, None),
+    ("http.server", REQ, None),
+    ("no.such.buffer", REQ, None),
+    # Legacy content-modifier names resolve to the same buffers.
+    ("http_uri", REQ, b"/index.html?id=42&q=a+b"),
+    ("http_raw_host", REQ, b"WWW.Example.COM:8080"),
+    ("http_raw_header", REQ, REQ_HEADERS),
+    # User-guide example: repeated User-Agent values joined with ", ".
+    (
+        "http.user_agent",
+        b"GET /test.html HTTP/1.1\r\nUser-Agent: SuriTester/0.8\r\nUser-Agent: GGGG\r\n\r\n",
+        b"SuriTester/0.8, GGGG",
+    ),
+    # User-guide example: repeated Host headers, both buffers.
+    (
+        "http.host",
+        b"GET /test.html HTTP/1.1\r\nHost: ABC.com\r\nAccept: */*\r\nHost: efg.net\r\n\r\n",
+        b"abc.com, efg.net",
+    ),
+    (
+        "http.host.raw",
+        b"GET /test.html HTTP/1.1\r\nHost: ABC.com\r\nAccept: */*\r\nHost: efg.net\r\n\r\n",
+        b"ABC.com, efg.net",
+    ),
+    # A merged header keeps the first position and the first spelling of the name.
+    ("http.header", b"GET / HTTP/1.1\r\nX-A: 1\r\nHost: h\r\nx-a: 2\r\n\r\n", b"X-A: 1, 2\r\nHost: h\r\n"),
+    # A repeated Content-Length is ignored, not merged (process_request_header_generic).
+    ("http.content_len", b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", b"3"),
+    # "the header buffer is normalized. Any trailing whitespace and tab characters are removed."
+    ("http.header", b"GET / HTTP/1.1\r\nX:   v  \t\r\n\r\n", b"X: v\r\n"),
+    # headers.rs header_sans_colon: a line without colon is a header with an empty name.
+    ("http.header", b"GET / HTTP/1.1\r\nnonsense line\r\nHost: h\r\n\r\n", b": nonsense line\r\nHost: h\r\n"),
+    # Folded lines join with their first whitespace byte (headers.rs value()).
+    ("http.header", b"GET / HTTP/1.1\r\nX: a\r\n\tb\r\n  c\r\n\r\n", b"X: a\tb c\r\n"),
+    # "User-Agent: \r\n" gives an empty, present buffer (user guide).
+    ("http.user_agent", b"GET / HTTP/1.1\r\nUser-Agent: \r\n\r\n", b""),
+    ("http.user_agent", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", None),
+    # User-guide example for http.header_names.
+    ("http.header_names", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", b"\r\nHost\r\n\r\n"),
+    ("http.header_names", b"GET / HTTP/1.0\r\n\r\n", None),
+    ("http.header", b"GET / HTTP/1.1\r\nCookie: only\r\n\r\n", None),
+    # http.start with no headers: the loop that adds the final CRLF never runs.
+    ("http.start", b"GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.0\r\n"),
+    ("http.header.raw", b"GET / HTTP/1.0\n\n", b"\n"),
+    # Absolute-form target: the URI's hostname wins over Host, normalised (lower case,
+    # trailing dots removed) in both buffers (normalized_hostname in uri.rs; GetRawData
+    # reads parsed_uri->hostname).
+    ("http.host", b"GET http://ABC.Com./a HTTP/1.1\r\nHost: other.test\r\n\r\n", b"abc.com"),
+    ("http.host.raw", b"GET http://ABC.Com./a HTTP/1.1\r\nHost: other.test\r\n\r\n", b"abc.com"),
+    ("http.uri", b"GET http://ABC.Com./a HTTP/1.1\r\nHost: other.test\r\n\r\n", b"/a"),
+    ("http.host", b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", b"[::1]"),
+    ("http.host", b"GET / HTTP/1.1\r\nHost:\r\n\r\n", None),
+    ("http.host.raw", b"GET / HTTP/1.1\r\nHost:\r\n\r\n", b""),
+    ("http.host", b"CONNECT Proxy.Test:443 HTTP/1.1\r\n\r\n", b"proxy.test"),
+    ("http.uri", b"CONNECT Proxy.Test:443 HTTP/1.1\r\n\r\n", None),
+    ("http.protocol", b"GET /old\r\n", None),
+    ("http.request_line", b"GET /old\r\n", b"GET /old"),
+    # Bodies: only with Content-Length or chunking; de-chunked; gzip undone.
+    ("http.request_body", b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello world", b"hello"),
+    ("http.request_body", b"POST / HTTP/1.1\r\n\r\nnot a body", None),
+    (
+        "http.request_body",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"hello",
+    ),
+    ("file.data", b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"hello"),
+    ("http_client_body", b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", b"hello"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    REQUEST_CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(REQUEST_CASES)],
+)
+def test_request_buffers(name: str, data: bytes, expected: bytes | None) -> None:
+    req = _parse(data)
+    assert http_buffer(req, name) == expected
+
+
+def test_gzip_request_body_is_decompressed() -> None:
+    # Suricata 8 turns request decompression on (htp_config_set_request_decompression).
+    body = gzip.compress(b"cmd=id; cat /etc/passwd")
+    data = b"POST /x HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    assert http_buffer(_parse(data), "http.request_body") == b"cmd=id; cat /etc/passwd"
+
+
+def test_body_argument_replaces_the_messages_own_body() -> None:
+    req = _parse(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+    assert http_buffer(req, "http.request_body", body=b"streamed") == b"streamed"
+    assert http_buffer(req, "http.request_body", body=b"") is None
+
+
+def test_hand_built_request_still_has_buffers() -> None:
+    # Older code builds HttpRequest with the first eleven fields only.
+    req = HttpRequest(
+        b"GET", b"/a%2fb", b"/a/b", b"HTTP/1.1", b"h", b"ua", b"Host: h\r\nUser-Agent: ua\r\n",
+        ((b"host", b"h"), (b"user-agent", b"ua")), b"", -1, 40,
+    )  # fmt: skip
+    assert http_buffer(req, "http.uri") == b"/a/b"
+    assert http_buffer(req, "http.user_agent") == b"ua"
+    assert http_buffer(req, "http.host") == b"h"
+    assert http_buffer(req, "http.request_line") == b"GET /a%2fb HTTP/1.1"
+
+
+def test_repetitions_stop_merging_after_64() -> None:
+    block = b"".join(b"X: %d\r\n" % i for i in range(100))
+    value = dict(header_fields(block))[b"X"]
+    # The first value, one free repetition, then 64 counted ones.
+    assert value.split(b", ") == [b"%d" % i for i in range(66)]
+
+
+def test_buffer_name_sets_are_disjoint_and_complete() -> None:
+    assert not REQUEST_BUFFERS & RESPONSE_BUFFERS
+    assert not (REQUEST_BUFFERS | RESPONSE_BUFFERS) & BOTH_BUFFERS
+    for name in HTTP_BUFFERS:
+        # Every documented buffer resolves to something for a message that has it all.
+        msg: HttpRequest | HttpResponse = _parse(REQ) if name not in RESPONSE_BUFFERS else _resp(RESP)
+        if name in ("http.request_body", "file.data", "http.server", "http.location"):
+            continue
+        assert http_buffer(msg, name) is not None, name
+
+
+# --- Suricata buffers: responses -------------------------------------------------------------------
+
+RESP = (
+    b"HTTP/1.1 404 Not Found\r\n"
+    b"Server: Apache/2.4.7 (Ubuntu)\r\n"
+    b"Set-Cookie: s=1\r\n"
+    b"Location: http://x.test/\r\n"
+    b"Set-Cookie: t=2\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"Content-Length: 5\r\n"
+    b"\r\n"
+    b"hello"
+)
+
+
+def _resp(data: bytes) -> HttpResponse:
+    resp = parse_response(data)
+    assert resp is not None
+    return resp
+
+
+RESPONSE_CASES: list[tuple[str, bytes, bytes | None]] = [
+    ("http.stat_code", RESP, b"404"),
+    ("http.stat_msg", RESP, b"Not Found"),
+    ("http.response_line", RESP, b"HTTP/1.1 404 Not Found"),
+    ("http.protocol", RESP, b"HTTP/1.1"),
+    ("http.server", RESP, b"Apache/2.4.7 (Ubuntu)"),
+    ("http.location", RESP, b"http://x.test/"),
+    # The whole header value, not libhtp's lower-cased MIME type.
+    ("http.content_type", RESP, b"text/html; charset=utf-8"),
+    ("http.content_len", RESP, b"5"),
+    # Set-Cookie is http.cookie on responses (merged like any repeated header) ...
+    ("http.cookie", RESP, b"s=1, t=2"),
+    # ... and is left out of http.header (detect-http-header.c), kept in the others.
+    (
+        "http.header",
+        RESP,
+        b"Server: Apache/2.4.7 (Ubuntu)\r\nLocation: http://x.test/\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n",
+    ),
+    ("http.header.raw", RESP, RESP[RESP.index(b"\r\n") + 2 : RESP.index(b"\r\n\r\n") + 4]),
+    (
+        "http.header_names",
+        RESP,
+        b"\r\nServer\r\nSet-Cookie\r\nLocation\r\nContent-Type\r\nContent-Length\r\n\r\n",
+    ),
+    (
+        "http.start",
+        RESP,
+        b"HTTP/1.1 404 Not Found\r\nServer: Apache/2.4.7 (Ubuntu)\r\nSet-Cookie: s=1, t=2\r\n"
+        b"Location: http://x.test/\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 5\r\n\r\n",
+    ),
+    ("http.response_body", RESP, b"hello"),
+    ("file.data", RESP, b"hello"),
+    ("file_data", RESP, b"hello"),
+    ("http.server_body", RESP, b"hello"),
+    ("http.uri", RESP, None),
+    ("http.method", RESP, None),
+    ("http.user_agent", RESP, None),
+    ("http.stat_msg", b"HTTP/1.1 200\r\n\r\n", None),
+    ("http.stat_code", b"HTTP/1.1  301   Moved  Permanently \r\n\r\n", b"301"),
+    ("http.stat_msg", b"HTTP/1.1  301   Moved  Permanently \r\n\r\n", b"Moved  Permanently"),
+    ("http.response_line", b"HTTP/1.0 200 OK\n\n", b"HTTP/1.0 200 OK"),
+    (
+        "http.response_body",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\n\r\n",
+        b"abc",
+    ),
+    ("http.response_body", b"HTTP/1.0 200 OK\r\n\r\nuntil close", b"until close"),
+    ("http.response_body", b"HTTP/1.1 204 No Content\r\n\r\n", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    RESPONSE_CASES,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(RESPONSE_CASES)],
+)
+def test_response_buffers(name: str, data: bytes, expected: bytes | None) -> None:
+    assert http_buffer(_resp(data), name) == expected
+
+
+def test_gzip_and_deflate_response_bodies_are_decompressed() -> None:
+    page = b"<html><script>evil()</script></html>"
+    for coding, blob in (
+        (b"gzip", gzip.compress(page)),
+        (b"deflate", zlib.compress(page)),
+        (b"deflate", zlib.compress(page)[2:-4]),  # raw deflate, as IIS sends it
+        (b"gzip", zlib.compress(page)),  # mislabelled: libhtp sniffs the real wrapper
+        (b"x-gzip", gzip.compress(page)),
+    ):
+        data = b"HTTP/1.1 200 OK\r\nContent-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (coding, len(blob))
+        assert http_buffer(_resp(data + blob), "file.data") == page, coding
+
+
+def test_parse_response_fields() -> None:
+    resp = _resp(RESP)
+    assert (resp.version, resp.status, resp.status_code, resp.message) == (
+        b"HTTP/1.1",
+        b"404",
+        404,
+        b"Not Found",
+    )
+    assert resp.content_length == 5
+    assert resp.header_len == RESP.index(b"hello")
+    assert resp.body == b"hello"
+    assert (b"set-cookie", b"s=1") in resp.header_list
+    assert not resp.headerless
+
+
+@pytest.mark.parametrize(
+    ("status_line", "code"),
+    [(b"HTTP/1.1 200 OK", 200), (b"HTTP/1.1 abc OK", -1), (b"HTTP/1.1 99 X", -1), (b"HTTP/1.1", -1),
+     (b"http/1.0 302 Found", 302), (b"HTTP/1.1 1000 X", -1)],
+)  # fmt: skip
+def test_status_codes(status_line: bytes, code: int) -> None:
+    assert _resp(status_line + b"\r\n\r\n").status_code == code
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.1 200 OK\r\nServer: x\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"SSH-2.0-x\r\n\r\n",
+    ],
+)
+def test_not_a_complete_response(data: bytes) -> None:
+    assert parse_response(data) is None
+
+
+def test_response_header_block_limit() -> None:
+    data = b"HTTP/1.1 200 OK\r\nX: " + b"a" * 100 + b"\r\n\r\n"
+    assert parse_response(data, max_header_bytes=len(data) - 1) is None
+    assert parse_response(data, max_header_bytes=len(data)) is not None
+
+
+# --- Suricata's http.uri ---------------------------------------------------------------------------
+
+SURICATA_URI_CASES: list[tuple[bytes, bytes]] = [
+    # RFC 3986 dot removal as in uri.rs test_normalize_uri_path.
+    (b"/a/b/c/./../../g", b"/a/g"),
+    (b"mid/content=5/../6", b"mid/6"),
+    (b"/../../../images.gif", b"/images.gif"),
+    (b"/a/b/..", b"/a"),  # unlike normalize_uri, no trailing slash is kept
+    (b"/a/b/.", b"/a/b"),
+    (b"/a/./", b"/a"),
+    (b"/a/b/", b"/a/b/"),
+    (b"/", b"/"),
+    (b"*", b"*"),
+    # IDS personality: %2f and backslashes are separators, runs of "/" collapse.
+    (b"/a%2fb", b"/a/b"),
+    (b"/a%5cb\\c", b"/a/b/c"),
+    (b"//a///b", b"/a/b"),
+    (b"/scripts/..%5c..%5cwinnt/system32/cmd.exe", b"/winnt/system32/cmd.exe"),
+    # %u escapes, overlong %u00XX, best-fit of fullwidth forms (unicode_bestfit_map.rs).
+    (b"/%u002e%u002e/etc/passwd", b"/etc/passwd"),
+    (b"/%uff0e%uff0e/x", b"/x"),
+    (b"/%u0041", b"/A"),
+    # UTF-8 in the path becomes one byte per character; overlong forms are accepted.
+    (b"/%c0%ae%c0%ae/x", b"/x"),
+    (b"/caf%C3%A9", b"/caf\xe9"),
+    (b"/a%ffb", b"/a?b"),  # invalid UTF-8 becomes the replacement byte
+    # Invalid escapes stay (PRESERVE_PERCENT).
+    (b"/a%zz", b"/a%zz"),
+    (b"/a%2", b"/a%2"),
+    (b"/%u12", b"/%u12"),
+    (b"/%uzzzz", b"/%uzzzz"),
+    # Case is kept: Suricata turns the IDS personality's lower-casing off.
+    (b"/Mixed/CASE", b"/Mixed/CASE"),
+    # The query is decoded once; "+" stays; no backslash or dot handling there.
+    (b"/search?q=a+b", b"/search?q=a+b"),
+    (b"/p?q=%27%20OR%201%3D1", b"/p?q=' OR 1=1"),
+    (b"/x?a=%2f&b=\\&c=../", b"/x?a=/&b=\\&c=../"),
+    (b"/a?b=%uff0e", b"/a?b=."),
+    (b"/%3f?x", b"/??x"),
+    (b"/a#frag%41", b"/a#fragA"),
+    (b"/p?q=1#f", b"/p?q=1#f"),
+    (b"/a#b?c", b"/a#b?c"),  # the fragment starts at the first "#", "?" and all
+    (b"/a?b#c?d", b"/a?b#c?d"),
+    # Absolute form: scheme and authority go (uri-include-all: no).
+    (b"http://host.com/path?x", b"/path?x"),
+    (b"http://user:pw@host.com:8080/a/../b", b"/b"),
+    (b"http://host.com", b""),  # uri.rs: no path, no partial normalised URI
+    (b"", b""),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), SURICATA_URI_CASES, ids=[repr(c[0]) for c in SURICATA_URI_CASES]
+)
+def test_suricata_uri(raw: bytes, expected: bytes) -> None:
+    assert suricata_uri(raw) == expected
+
+
+def test_suricata_uri_of_connect_is_empty() -> None:
+    assert suricata_uri(b"host:443", b"CONNECT") == b""
+
+
+def test_uri_with_spaces_in_http_uri() -> None:
+    # suricata-verify http-uri-spaces: content:" afterspace"; http_uri; must match.
+    req = _parse(b"GET /uri afterspace HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n")
+    uri = http_buffer(req, "http.uri")
+    assert uri is not None and b" afterspace" in uri
+
+
+# --- bodies ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"5\r\nhello\r\n0\r\n\r\n", b"hello"),
+        (b"5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n", b"hello world"),
+        (b"A\n0123456789\n0\n\n", b"0123456789"),  # bare LF
+        (b"5\r\nhel", b"hel"),  # cut short
+        (b"\r\n5\r\nhello\r\n0\r\n\r\n", b"hello"),  # stray empty line before a size
+        (b"zz\r\nhello\r\n", b""),  # invalid size stops
+        (b"", b""),
+    ],
+)
+def test_dechunk(data: bytes, expected: bytes) -> None:
+    assert dechunk(data) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "size"),
+    [(b"0", 0), (b"1a", 26), (b"  1A ; ext", 26), (b"7fffffff", 2**31 - 1), (b"80000000", -1),
+     (b"0000000000005", 5), (b"", None), (b"  ", None), (b"x1", -1), (b"-1", -1)],
+)  # fmt: skip
+def test_chunk_size(line: bytes, size: int | None) -> None:
+    assert chunk_size(line) == size
+
+
+@pytest.mark.parametrize(
+    ("value", "layers"),
+    [
+        (b"gzip", ("gzip",)),
+        (b"x-gzip", ("gzip",)),
+        (b"Deflate", ("deflate",)),
+        (b"deflate, gzip", ("gzip", "deflate")),  # applied in order, undone in reverse
+        (b"gzip, gzip, gzip", ("gzip", "gzip")),  # layer limit 2
+        (b"identity", ()),
+        (b"br", ()),
+        (b"gzip, br", ()),  # the outer layer is unknown: nothing can be undone
+    ],
+)
+def test_content_codings(value: bytes, layers: tuple[str, ...]) -> None:
+    assert content_codings(((b"Content-Encoding", value),)) == layers
+
+
+def test_two_layers_are_undone() -> None:
+    page = b"double " * 100
+    blob = gzip.compress(zlib.compress(page))
+    dec = ContentDecoder(("gzip", "deflate"))
+    for i in range(0, len(blob), 7):
+        dec.feed(blob[i : i + 7])
+    assert bytes(dec.body) == page
+
+
+def test_decoder_bounds_output_of_a_bomb() -> None:
+    bomb = gzip.compress(b"\0" * (50 << 20))  # 50 MiB of zeros in about 50 KiB
+    dec = ContentDecoder(("gzip",), limit=100_000)
+    dec.feed(bomb)
+    assert len(dec.body) == 100_000
+    assert dec.truncated and dec.full
+    # Nested gzip beats libhtp's 2048:1 ratio, which one zlib layer cannot: with a body
+    # limit far above compression-bomb-limit, decoding stops soon after max_output.
+    nested = gzip.compress(bomb)
+    assert len(nested) * 2048 < 50 << 20
+    dec = ContentDecoder(("gzip", "gzip"), limit=64 << 20, max_output=1 << 20, max_ratio=2048)
+    for i in range(0, len(nested), 1460):
+        dec.feed(nested[i : i + 1460])
+    assert dec.bomb and dec.full
+    assert (1 << 20) < len(dec.body) <= (1 << 20) + (256 << 10)
+
+
+def test_decoder_passthrough_and_error() -> None:
+    dec = ContentDecoder(("gzip",))
+    dec.feed(b"not compressed at all")
+    assert bytes(dec.body) == b"not compressed at all" and not dec.error
+    blob = gzip.compress(b"x" * 1000)
+    dec = ContentDecoder(("gzip",))
+    dec.feed(blob[:20])
+    dec.feed(b"\xff" * 50)  # corrupt after output began
+    assert dec.error or len(dec.body) < 1000
+
+
+@given(st.binary(max_size=2048), st.sampled_from([(), ("gzip",), ("deflate",), ("gzip", "deflate")]))
+def test_decoder_never_raises(data: bytes, codings: tuple[str, ...]) -> None:
+    dec = ContentDecoder(codings, limit=512)
+    for i in range(0, len(data), 97):
+        dec.feed(data[i : i + 97])
+    assert len(dec.body) <= 512
+    assert dec.raw_seen == len(data)
+
+
+@given(st.binary(max_size=600))
+def test_buffers_of_random_messages_never_raise(tail: bytes) -> None:
+    for head in (b"GET ", b"POST /x HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\n"):
+        data = head + tail + b"\r\n\r\n"
+        msg: HttpRequest | HttpResponse | None = parse_request(data) or parse_response(data)
+        if msg is None:
+            continue
+        for name in HTTP_BUFFERS:
+            value = http_buffer(msg, name)
+            assert value is None or isinstance(value, bytes)
+
+
+@given(st.binary(max_size=300))
+def test_suricata_uri_never_raises(raw: bytes) -> None:
+    out = suricata_uri(raw)
+    assert isinstance(out, bytes)
+    if raw.startswith(b"/") and b"?" not in raw and b"#" not in raw:
+        assert b"/./" not in out and b"/../" not in out and b"//" not in out.replace(b"?", b"")
