@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,9 +56,99 @@ def _load(args: argparse.Namespace) -> LoadReport:
     return load_rule_files(files, _parse_vars(args.var))
 
 
+# --set KEY=VALUE: the settings suricata-verify cases name, with Suricata's meaning.
+SETTINGS = ("checksum-checks", "stream.midstream", "stream.inline", "simulate-ips")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _bool_setting(key: str, value: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ValueError(f"{key} takes true or false, got {value!r}")
+
+
+def replay_options(settings: Sequence[str], bypass_after: int, no_midstream: bool = False) -> EngineOptions:
+    """EngineOptions for replay from ``--set KEY=VALUE`` items (ValueError naming a bad one).
+
+    Replay defaults to judging as if inline (IPS, midstream pickups, no
+    checksum checks); each key switches to Suricata's meaning of that setting:
+    ``checksum-checks`` (none, all or auto), ``stream.midstream``,
+    ``stream.inline`` (accepted for compatibility: this engine always inspects
+    the stream as it arrives, which only moves when an alert fires, not how
+    many) and ``simulate-ips`` (false: IDS, nothing dropped).
+    """
+    midstream = not no_midstream
+    checksums = "none"
+    ips = True
+    for item in settings:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if key == "checksum-checks":
+            v = value.strip().lower()
+            if v in ("none", "no", "false", "off"):
+                checksums = "none"
+            elif v in ("all", "yes", "true", "on"):
+                checksums = "all"
+            elif v == "auto":
+                checksums = "auto"
+            else:
+                raise ValueError(f"checksum-checks takes none, all or auto, got {value!r}")
+        elif key == "stream.midstream":
+            midstream = _bool_setting(key, value)
+        elif key == "stream.inline":
+            if value.strip().lower() != "auto":
+                _bool_setting(key, value)
+        elif key == "simulate-ips":
+            ips = _bool_setting(key, value)
+        else:
+            raise ValueError(f"unknown setting {key!r}; known: {', '.join(SETTINGS)}")
+    return EngineOptions(
+        flows=FlowOptions(midstream=midstream),
+        bypass=_bypass_options(bypass_after),
+        checksum_checks=checksums,
+        ips=ips,
+    )
+
+
 def _bypass_options(after_packets: int) -> BypassOptions:
     """--bypass-after N: N packets or 256 KiB, whichever comes first; 0 turns bypass by volume off."""
     return BypassOptions(after_packets=after_packets, after_bytes=262_144 if after_packets > 0 else 0)
+
+
+def _rules_report(report: LoadReport) -> dict[str, object]:
+    """check-rules --json: what loaded, and every skipped rule counted by reason."""
+    rs = report.ruleset
+    reasons: Counter[str] = Counter()
+    kinds: dict[str, str] = {}
+    for fr in report.rule_files:
+        reasons.update(fr.skipped)
+        kinds.update(fr.kinds)
+    active = report.active
+    return {
+        "ok": True,
+        "files": list(report.files),
+        "signatures": len(rs.signatures),
+        "rate_rules": len(rs.rates),
+        "rule_files": {
+            "files": len(report.rule_files),
+            "rules": active,
+            "loaded": report.loaded,
+            "skipped": report.skipped,
+            "loaded_percent": round(100.0 * report.loaded / active, 1) if active else 100.0,
+            "disabled": sum(fr.disabled for fr in report.rule_files),
+            "seconds": round(report.seconds, 2),
+            "skipped_by_reason": [
+                {"reason": reason, "kind": kinds[reason], "rules": n} for reason, n in reasons.most_common()
+            ],
+            "per_file": [fr.as_dict() for fr in report.rule_files],
+        },
+    }
 
 
 def cmd_check_rules(args: argparse.Namespace) -> int:
@@ -73,23 +164,24 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
         return 1
     rs = report.ruleset
     if args.json:
+        print(json.dumps(_rules_report(report), indent=2))
+        return 0
+    files = ", ".join(report.files)
+    yaml_sigs = len(rs.signatures) - report.loaded
+    print(f"ok: {yaml_sigs} signature rules, {len(rs.rates)} rate rules from {files}")
+    if report.rule_files:
+        info = _rules_report(report)["rule_files"]
+        assert isinstance(info, dict)
         print(
-            json.dumps(
-                {
-                    "ok": True,
-                    "files": list(report.files),
-                    "signatures": len(rs.signatures),
-                    "rate_rules": len(rs.rates),
-                    "not_loaded": [{"file": f, "reason": r} for f, r in report.not_loaded],
-                },
-                indent=2,
-            )
+            f"rule files: {info['loaded']} of {info['rules']} rules loaded ({info['loaded_percent']}%), "
+            f"{info['skipped']} skipped, {info['disabled']} disabled, in {info['seconds']} s"
         )
-    else:
-        files = ", ".join(report.files)
-        print(f"ok: {len(rs.signatures)} signature rules, {len(rs.rates)} rate rules from {files}")
-        for f, reason in report.not_loaded:
-            print(f"not loaded: {f}: {reason}", file=sys.stderr)
+        for item in info["skipped_by_reason"]:
+            print(f"  skipped {item['rules']:>6}  {item['kind']}: {item['reason']}")
+        if args.verbose:
+            for fr in report.rule_files:
+                for msg in fr.messages:
+                    print(msg, file=sys.stderr)
     return 0
 
 
@@ -100,11 +192,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for line in e.errors:
             print(line, file=sys.stderr)
         return 1
-    for f, reason in report.not_loaded:
-        print(f"inline-ips: not loaded: {f}: {reason}", file=sys.stderr)
-    opts = EngineOptions(
-        flows=FlowOptions(midstream=not args.no_midstream), bypass=_bypass_options(args.bypass_after)
-    )
+    for fr in report.rule_files:
+        if fr.skipped:
+            print(
+                f"inline-ips: {fr.file}: {fr.loaded} rules loaded, {sum(fr.skipped.values())} skipped "
+                "(inline-ips check-rules shows why)",
+                file=sys.stderr,
+            )
+    try:
+        opts = replay_options(args.set, args.bypass_after, args.no_midstream)
+    except ValueError as e:
+        print(f"inline-ips: --set: {e}", file=sys.stderr)
+        return 2
 
     eve = None
     if args.eve:
@@ -232,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--rules",
             action="append",
             metavar="FILE",
-            help="rules.yaml (repeatable); default ./rules.yaml, then /etc/inline-ips/rules.yaml",
+            help="rules.yaml or a Suricata/Snort .rules file (repeatable); "
+            "default ./rules.yaml, then /etc/inline-ips/rules.yaml",
         )
         sp.add_argument(
             "--var",
@@ -242,10 +342,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="set a rule variable, e.g. --var HOME_NET=[10.0.0.0/8]",
         )
 
-    cr = sub.add_parser("check-rules", help="validate rule files; exit 1 on any error")
-    cr.add_argument("files", nargs="*", metavar="FILE")
+    cr = sub.add_parser(
+        "check-rules",
+        help="validate rules.yaml (exit 1 on any error) and report how much of each .rules file loads",
+    )
+    cr.add_argument("files", nargs="*", metavar="FILE", help="rules.yaml and/or Suricata/Snort .rules files")
     cr.add_argument("--json", action="store_true", help="machine-readable report")
     cr.add_argument("--var", action="append", default=[], metavar="NAME=VALUE")
+    cr.add_argument(
+        "-v", "--verbose", action="store_true", help="print every rule that did not load, and why"
+    )
     cr.set_defaults(func=cmd_check_rules, rules=None)
 
     rp = sub.add_parser("replay", help="run captures through the engine offline, as if inline")
@@ -256,7 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--no-midstream",
         action="store_true",
-        help="do not treat TCP flows picked up without a handshake as established",
+        help="no session for TCP flows picked up without a handshake (same as --set stream.midstream=false)",
+    )
+    rp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Suricata setting: checksum-checks=none|all|auto, stream.midstream=true|false, "
+        "stream.inline=true|false, simulate-ips=true|false",
     )
     rp.add_argument(
         "--bypass-after",

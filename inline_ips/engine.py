@@ -3,12 +3,21 @@
 One :class:`Engine` object serves live NFQUEUE and offline replay alike: it
 takes the bytes of an IP datagram and a timestamp and returns a
 :class:`Result` (the verdict, the alerts, and what output needs to describe
-them). It holds all mutable state (flows, fragments, rate windows, the
-blocklist), each bounded, and reads time only from the timestamp it is
-given. Any exception inside a stage is caught, counted by stage, and the
-packet is accepted: an IPS bug must not black-hole traffic (fail open). It
-does not send, drop or log anything itself; ``source``, ``respond`` and
-``output`` do.
+them). It holds all mutable state (flows, fragments, rate windows,
+thresholds, the blocklist), each bounded, and reads time only from the
+timestamp it is given. Any exception inside a stage is caught, counted by
+stage, and the packet is accepted: an IPS bug must not black-hole traffic
+(fail open). It does not send, drop or log anything itself; ``source``,
+``respond`` and ``output`` do.
+
+Signature matches are finished the way Suricata finishes them
+(detect-engine-alert.c): in rule order, each match's threshold or
+detection_filter says whether it alerts, acts silently or does nothing; a
+``pass`` ends the packet's inspection and drops the alerts after it; a drop
+or pass applies to the whole flow for IP-only, application and stream
+matches and to the packet alone for packet rules; at most
+``max_alerts_per_packet`` alerts are kept. In IDS mode (``ips`` False) the
+same alerts are raised but every packet is accepted.
 """
 
 from __future__ import annotations
@@ -18,23 +27,41 @@ from dataclasses import dataclass, field
 
 from inline_ips.blocklist import Blocklist
 from inline_ips.decode import decode
+from inline_ips.decode.checksum import tcp_checksum_ok
 from inline_ips.decode.defrag import Defragmenter
-from inline_ips.decode.dns import parse_dns
-from inline_ips.decode.http import looks_like_request, parse_request
-from inline_ips.decode.tls import client_hello_sni, is_client_hello
+from inline_ips.decode.dns import DnsMessage, parse_dns
+from inline_ips.decode.http import looks_like_request
+from inline_ips.decode.http_stream import HttpConnection, HttpTx
+from inline_ips.decode.tls import tls_buffer
+from inline_ips.decode.tls_stream import TlsConnection
 from inline_ips.detect.bypass import BypassPolicy
 from inline_ips.detect.rate import RateEngine
-from inline_ips.detect.signature import SignatureEngine
-from inline_ips.flow import Flow, FlowTable
+from inline_ips.detect.signature import Hit, Inspection, SignatureEngine, Source
+from inline_ips.detect.threshold import NO_ALERT, SILENT, Thresholds
+from inline_ips.flow import STREAM_GAP, STREAM_RETRANSMIT, Flow, FlowTable
 from inline_ips.normalize import Normalize
 from inline_ips.normalize import replacements as normalize_replacements
 from inline_ips.options import EngineOptions
 from inline_ips.packet import FRAG_PIECE, FRAG_REASSEMBLED, PROTO_TCP, PROTO_UDP, Packet
 from inline_ips.rules.addresses import AddressSet
-from inline_ips.rules.model import RateRule, RuleSet, SignatureRule
+from inline_ips.rules.model import (
+    FLOW_ACTION_KINDS,
+    KIND_STREAM,
+    Buffer,
+    RateRule,
+    RuleSet,
+    SignatureRule,
+)
 from inline_ips.verdict import ACCEPT, Action, Alert, Reason, Verdict, strongest
 
 DNS_PORT = 53
+
+# Buffers that need the whole body: a rule waits for them rather than judging half a body.
+_REQUEST_BODY = frozenset({Buffer.HTTP_REQUEST_BODY, Buffer.FILE_DATA})
+_RESPONSE_BODY = frozenset({Buffer.HTTP_RESPONSE_BODY, Buffer.FILE_DATA})
+_READY_EVENTS = frozenset({"request_headers", "request_done", "response_headers", "response_done"})
+# An application parser gave up on this flow (not HTTP or TLS after all).
+_NO_APP = object()
 
 
 @dataclass(slots=True)
@@ -70,6 +97,10 @@ class Engine:
         self.flows = FlowTable(opts.flows)
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
+        self.thresholds = Thresholds(opts.threshold_max_entries)
+        self._checksums = opts.checksum_checks != "none"
+        self._checked = 0  # packets whose TCP checksum was verified (auto mode decides at 1000)
+        self._bad_checksums = 0
         self.reload(rules)
         self.stats: Counter[str] = Counter()
         self.decode_errors: Counter[str] = Counter()
@@ -80,8 +111,9 @@ class Engine:
 
         Everything is compiled before anything is switched, so a packet sees
         either the old rules or the new ones, never a mix, and a compile error
-        leaves the old rules in force. Rate windows start afresh. Flows already
-        bypassed stay bypassed: the kernel, not the engine, holds that mark.
+        leaves the old rules in force. Rate windows and thresholds start
+        afresh. Flows already bypassed stay bypassed: the kernel, not the
+        engine, holds that mark.
         """
         opts = self.options
         signatures = SignatureEngine(rules.signatures)
@@ -91,6 +123,7 @@ class Engine:
         alerts = {r.sid: _alert(r) for r in all_rules}
         # One assignment: a packet on another thread holds either bundle whole.
         self._r = _Compiled(rules, signatures, rates, bypass, rules.allowlist, alerts, rules.normalize)
+        self.thresholds = Thresholds(opts.threshold_max_entries)
 
     @property
     def rules(self) -> RuleSet:
@@ -153,10 +186,17 @@ class Engine:
             self.stats["blocklist_drops"] += 1
             return Result(Verdict(Action.DROP, Reason.BLOCKLIST), pkt)
 
-        flow, to_server = self.flows.lookup(pkt)
+        csum_ok = True
+        if self._checksums:
+            csum_ok = self._checksum(pkt)
+        flow, to_server = self.flows.lookup(pkt, tcp_state=csum_ok)
         result = Result(ACCEPT, pkt, flow_id=flow.flow_id, to_server=to_server)
         if flow.dropped and not allowed:
-            result.verdict = Verdict(Action.DROP, Reason.FLOW_DROP)
+            # Suricata: a flow-wide drop skips detection for the rest of the flow.
+            if self.options.ips:
+                result.verdict = Verdict(Action.DROP, Reason.FLOW_DROP)
+            return result
+        if flow.passed:
             return result
         if flow.bypassed:
             # Inline, the kernel no longer queues this flow; what still arrives was in flight.
@@ -164,37 +204,43 @@ class Engine:
             result.bypass = True
             return result
 
-        stream = pkt.payload
+        stream: bytes | None = None
         prefix = 0
-        if pkt.proto == PROTO_TCP and pkt.payload:
-            stream, prefix = flow.stream(to_server, pkt, self.options.flows.stream_window)
-            self._app_tcp(pkt, flow, to_server)
+        units: list[Inspection] = []
+        if pkt.proto == PROTO_TCP and flow.session and csum_ok:
+            if pkt.payload:
+                stream, prefix, status = flow.stream(to_server, pkt, self.options.flows.stream_window)
+                if status != STREAM_RETRANSMIT:
+                    self._app_tcp(pkt, flow, to_server, status == STREAM_GAP, stream, prefix, units)
+            else:
+                stream = b""
         elif pkt.proto == PROTO_UDP and DNS_PORT in (pkt.sport, pkt.dport) and pkt.payload:
-            pkt.dns = parse_dns(pkt.payload)
-            if pkt.dns is not None:
+            dns = parse_dns(pkt.payload)
+            if dns is not None:
+                pkt.dns = dns
                 flow.app = "dns"
+                units.append(self._dns_unit(pkt, dns, to_server))
         result.app_proto = flow.app or None
 
-        verdict = ACCEPT
+        sig = r.signatures
+        hits: list[Hit] = []
+        if sig.has_iponly:
+            bit = 1 if to_server else 2
+            if not flow.iponly & bit:
+                flow.iponly |= bit
+                hits.extend(sig.iponly(pkt, flow, to_server))
+        hits.extend(sig.packet(pkt, flow, to_server, Inspection(pkt, stream, prefix, to_server)))
+        for unit in units:
+            hits.extend(sig.tx(pkt, flow, unit))
+        verdict, rule_dropped, passed = self._finish(hits, r, pkt, flow, result)
         alerts = result.alerts
-        for sm in r.signatures.match(pkt, flow, to_server, stream, prefix):
-            rule = sm.rule
-            act = rule.action
-            if act.action is Action.REWRITE:
-                if not sm.replacements:
-                    continue  # nothing in this packet to rewrite (the match began earlier)
-                v = Verdict(Action.REWRITE, Reason.RULE, rule.sid, replacements=tuple(sm.replacements))
-            else:
-                v = Verdict(act.action, Reason.RULE, rule.sid, act.block_seconds)
-            alerts.append(r.alerts[rule.sid])
-            verdict = _merge(verdict, v)
-        rule_dropped = verdict.action >= Action.DROP
-        for rrule, state in r.rates.evaluate(pkt, flow, to_server):
-            if state == 1:
-                alerts.append(r.alerts[rrule.sid])
-            act = rrule.action
-            if act.action is not Action.ACCEPT:
-                verdict = _merge(verdict, Verdict(act.action, Reason.RATE, rrule.sid, act.block_seconds))
+        if not passed:
+            for rrule, state in r.rates.evaluate(pkt, flow, to_server):
+                if state == 1:
+                    alerts.append(r.alerts[rrule.sid])
+                act = rrule.action
+                if act.action is not Action.ACCEPT:
+                    verdict = _merge(verdict, Verdict(act.action, Reason.RATE, rrule.sid, act.block_seconds))
 
         if alerts:
             flow.alerted = True
@@ -212,7 +258,11 @@ class Engine:
         if allowed and verdict.action >= Action.DROP:
             # Management and allowlisted hosts are never dropped, rejected or blocked.
             self.stats["allowlist_overrides"] += 1
+            flow.dropped = False
             result.verdict = ACCEPT
+            return result
+        if not self.options.ips:
+            # IDS: the alerts stand, the packet goes on.
             return result
         if verdict.action is Action.BLOCK:
             self._block(pkt, verdict, result)
@@ -221,29 +271,163 @@ class Engine:
         result.verdict = verdict
         return result
 
+    def _finish(
+        self, hits: list[Hit], r: _Compiled, pkt: Packet, flow: Flow, result: Result
+    ) -> tuple[Verdict, bool, bool]:
+        """Thresholds, pass, actions and alerts of the signature matches, in rule order.
+
+        Returns the verdict, whether a rules.yaml drop asks to drop the rest of
+        the flow, and whether a pass ended the inspection.
+        """
+        verdict = ACCEPT
+        if not hits:
+            return verdict, False, False
+        if len(hits) > 1:
+            hits.sort(key=lambda h: (h.order, h.tx))
+        alerts = result.alerts
+        yaml_drop = False
+        limit = self.options.max_alerts_per_packet
+        for hit in hits:
+            rule = hit.rule
+            th = rule.threshold or rule.detection_filter
+            res = 1 if th is None else self.thresholds.check(th, rule.sid, rule.gid, pkt, flow)
+            if res == NO_ALERT:
+                continue
+            act = rule.action
+            flow_wide = rule.kind in FLOW_ACTION_KINDS or (rule.kind == KIND_STREAM and hit.stream)
+            if act.passes:
+                if flow_wide:
+                    flow.passed = True
+                return ACCEPT, False, True
+            if act.action is Action.REWRITE:
+                if not hit.replacements:
+                    continue  # nothing in this packet to rewrite (the match began earlier)
+                v = Verdict(Action.REWRITE, Reason.RULE, rule.sid, replacements=tuple(hit.replacements))
+                verdict = _merge(verdict, v)
+            elif act.action is not Action.ACCEPT:
+                verdict = _merge(verdict, Verdict(act.action, Reason.RULE, rule.sid, act.block_seconds))
+                if not rule.kind:
+                    yaml_drop = True  # rules.yaml keeps its own option (drop_flow_on_match)
+                elif flow_wide and act.action >= Action.DROP:
+                    flow.dropped = True
+            if res == SILENT or rule.noalert:
+                continue
+            if len(alerts) < limit:
+                alerts.append(r.alerts[rule.sid])
+                self._describe(hit, pkt)
+            else:
+                self.stats["alerts_discarded"] += 1
+        return verdict, yaml_drop, False
+
+    @staticmethod
+    def _describe(hit: Hit, pkt: Packet) -> None:
+        """Attach the transaction an alert is about, for the EVE record."""
+        rec = hit.record
+        if isinstance(rec, HttpTx) and rec.request is not None and pkt.http is None:
+            pkt.http = rec.request
+
+    def _checksum(self, pkt: Packet) -> bool:
+        """Verify the TCP checksum; ``auto`` stops checking when most fail (offloaded captures)."""
+        if pkt.proto != PROTO_TCP:
+            return True
+        ok = tcp_checksum_ok(pkt)
+        if self.options.checksum_checks == "auto":
+            self._checked += 1
+            if not ok:
+                self._bad_checksums += 1
+            if self._checked == 1000 and self._bad_checksums * 10 > self._checked:
+                # Suricata's pcap-file auto mode: more than 1 in 10 bad, it is the capture, not the traffic.
+                self._checksums = False
+                self.stats["checksum_checks_disabled"] += 1
+        if not ok:
+            self.stats["tcp_bad_checksum"] += 1
+        return ok
+
     # -- stages ----------------------------------------------------------------
 
-    def _app_tcp(self, pkt: Packet, flow: Flow, to_server: bool) -> None:
-        """Attach HTTP/TLS fields once a request or ClientHello is complete in the stream."""
+    def _app_tcp(
+        self,
+        pkt: Packet,
+        flow: Flow,
+        to_server: bool,
+        gap: bool,
+        stream: bytes,
+        prefix: int,
+        units: list[Inspection],
+    ) -> None:
+        """Feed the in-order payload to the flow's HTTP or TLS parser; queue what it completed."""
         payload = pkt.payload
-        if not to_server or flow.app not in ("", "http", "tls"):
-            return
-        if flow.app != "tls" and (flow.http_buf or looks_like_request(payload)):
-            buf = flow.http_buf + payload
-            req = parse_request(buf)
-            if req is not None:
-                pkt.http = req
-                flow.app = "http"
-                flow.http_buf = b""
-            elif len(buf) <= self.options.flows.http_buffer:
-                flow.http_buf = buf
-            else:
-                flow.http_buf = b""  # an oversized header block is not kept (counted)
-                self.stats["http_header_too_long"] += 1
-            return
-        if flow.app == "" and is_client_hello(payload):
+        state = flow.app_state
+        if state is None:
+            state = self._detect_app(flow, to_server, payload)
+            gap = False  # a parser that starts here has lost nothing
+        if isinstance(state, HttpConnection):
+            events = state.gap(to_server) if gap else []
+            events += state.feed(to_server, payload)
+            self._http_units(pkt, state, events, stream, prefix, to_server, units)
+        elif isinstance(state, TlsConnection):
+            if gap:
+                state.gap(to_server)
+            if state.feed(to_server, payload):
+                if to_server and state.client_hello is not None and state.client_hello.sni:
+                    pkt.tls_sni = state.client_hello.sni.decode("latin-1", "replace").lower()
+                units.append(
+                    Inspection(pkt, stream, prefix, to_server, "tls", _tls_source(state, to_server), 0, state)
+                )
+
+    def _detect_app(self, flow: Flow, to_server: bool, payload: bytes) -> object:
+        """Tell the application protocol from the first payload, not the port."""
+        state: object
+        if (to_server and looks_like_request(payload)) or (not to_server and payload.startswith(b"HTTP/")):
+            state = HttpConnection()
+            flow.app = "http"
+        elif len(payload) >= 3 and (
+            (payload[0] == 0x16 and payload[1] == 3) or (payload[0] & 0x80 and payload[2] == 1)
+        ):
+            state = TlsConnection()
             flow.app = "tls"
-            pkt.tls_sni = client_hello_sni(payload)
+        else:
+            state = _NO_APP
+        flow.app_state = state
+        return state
+
+    @staticmethod
+    def _http_units(
+        pkt: Packet,
+        conn: HttpConnection,
+        events: list[tuple[HttpTx, str]],
+        stream: bytes,
+        prefix: int,
+        to_server: bool,
+        units: list[Inspection],
+    ) -> None:
+        seen: dict[int, HttpTx] = {}
+        for tx, event in events:
+            if event in _READY_EVENTS or (
+                tx.request_body_truncated
+                if event == "request_body"
+                else tx.response_body_truncated
+                if event == "response_body"
+                else False
+            ):
+                seen.setdefault(tx.index, tx)
+            if event == "request_headers" and tx.request is not None:
+                pkt.http = tx.request
+        for tx in seen.values():
+            units.append(
+                Inspection(pkt, stream, prefix, to_server, "http", _http_source(tx, to_server), tx.index, tx)
+            )
+        if len(conn.transactions) >= conn.limits.max_transactions:
+            conn.discard_done()
+
+    @staticmethod
+    def _dns_unit(pkt: Packet, dns: DnsMessage, to_server: bool) -> Inspection:
+        def source(b: Buffer) -> bytes | None:
+            if b is Buffer.DNS_QUERY and not dns.is_response and dns.qdcount:
+                return dns.qname.encode("latin-1", "replace")
+            return None
+
+        return Inspection(pkt, None, 0, to_server, "dns", source, -1, dns)
 
     def _clean(self, bypass: BypassPolicy, flow: Flow, pkt: Packet, allowed: bool) -> bool:
         if allowed and self.options.bypass.allowlisted:
@@ -275,6 +459,27 @@ class _Compiled:
     allowlist: AddressSet | None
     alerts: dict[int, Alert]
     normalize: Normalize
+
+
+def _http_source(tx: HttpTx, to_server: bool) -> Source:
+    """The buffers of one transaction's request or response; bodies only once complete."""
+
+    def source(b: Buffer) -> bytes | None:
+        if to_server:
+            if b in _REQUEST_BODY and not (tx.request_done or tx.request_body_truncated):
+                return None
+        elif b in _RESPONSE_BODY and not (tx.response_done or tx.response_body_truncated):
+            return None
+        return tx.buffer(b.value, to_server)
+
+    return source
+
+
+def _tls_source(conn: TlsConnection, to_server: bool) -> Source:
+    def source(b: Buffer) -> bytes | list[bytes] | None:
+        return tls_buffer(conn, b.value, to_server=to_server)
+
+    return source
 
 
 def _allowlisted(a: AddressSet | None, pkt: Packet) -> bool:

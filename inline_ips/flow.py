@@ -15,9 +15,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from inline_ips.packet import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Packet
+from inline_ips.packet import ACK, FIN, PROTO_TCP, RST, SYN, Packet
 
 FlowKey = tuple[int, int, int, int, int, int]  # (version, proto, addr_a, port_a, addr_b, port_b)
+
+STREAM_IN_ORDER = 0
+STREAM_RETRANSMIT = 1
+STREAM_GAP = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +33,18 @@ class FlowOptions:
     tcp_closed_timeout: float = 10.0
     other_timeout: float = 60.0
     stream_window: int = 2048  # bytes of earlier in-order payload kept per direction
-    midstream: bool = True  # flows picked up without a handshake count as established
-    http_buffer: int = 16384  # bytes of an incomplete HTTP request header kept
+    # A TCP flow first seen without its SYN still gets a session (stream
+    # reassembly, application parsing, established from its second packet on),
+    # as with Suricata's stream.midstream: true. Off, it is judged packet by packet.
+    midstream: bool = True
 
 
 class Flow:
     __slots__ = (
         "alerted",
         "app",
+        "app_state",
+        "bits",
         "bypass_checked",
         "bypassed",
         "bytes",
@@ -48,18 +56,23 @@ class Flow:
         "fin",
         "first_ts",
         "flow_id",
-        "http_buf",
+        "iponly",
         "key",
         "last_ts",
         "next_seq",
+        "passed",
         "payload",
+        "pkt_established",
         "pkts",
         "proto",
         "server",
+        "session",
         "sport",
         "syn",
         "synack",
         "tail",
+        "thresholds",
+        "tx_alerted",
         "version",
     )
 
@@ -79,17 +92,27 @@ class Flow:
         self.payload = [0, 0]  # TCP/UDP payload bytes per direction
         self.syn = False
         self.synack = False
-        self.established = False
+        self.established = False  # the flow's state after the latest packet
+        # What ``flow:established`` sees for the current packet: Suricata tags a
+        # packet with the state the flow had before it, so the bare ACK that
+        # completes the handshake is not yet established (an ACK with data is).
+        self.pkt_established = False
+        self.session = False  # TCP: a stream session exists (SYN seen, or a midstream pickup)
         self.fin = 0  # FIN seen: bit 0 to_server, bit 1 to_client
         self.closed = False
         self.next_seq: list[int | None] = [None, None]
         self.tail = [b"", b""]
-        self.http_buf = b""
         self.dropped = False
         self.alerted = False  # some rule alerted on this flow: keep watching it
         self.bypassed = False  # judged clean: the kernel stops queueing it
         self.bypass_checked: str | None = None  # the app protocol when rules last held it back
         self.app = ""  # detected application protocol ("http", "dns", "tls") or ""
+        self.app_state: object | None = None  # the application parser (HttpConnection, TlsConnection)
+        self.bits: set[str] | None = None  # flowbits
+        self.iponly = 0  # IP-only rules judged: bit 0 the to_server direction, bit 1 to_client
+        self.passed = False  # a pass rule covered the whole flow: no more inspection
+        self.thresholds: dict[tuple[object, ...], object] | None = None  # by_flow threshold entries
+        self.tx_alerted: set[tuple[int, int, int]] | None = None  # (tx, direction, sid) already alerted
 
     def is_to_server(self, pkt: Packet) -> bool:
         return (
@@ -105,12 +128,14 @@ class Flow:
             return opts.tcp_closed_timeout
         return opts.tcp_established_timeout if self.established else opts.tcp_new_timeout
 
-    def stream(self, to_server: bool, pkt: Packet, window: int) -> tuple[bytes, int]:
-        """Return (inspection buffer, bytes of it from earlier packets) and advance the window.
+    def stream(self, to_server: bool, pkt: Packet, window: int) -> tuple[bytes, int, int]:
+        """Return (inspection buffer, bytes of it from earlier packets, status) and advance the window.
 
         The buffer is the kept tail followed by this packet's payload when the
         packet is the next in order; a retransmission is inspected alone and
-        does not change the window; a gap restarts the window.
+        does not change the window; a gap restarts the window. ``status`` is
+        STREAM_IN_ORDER, STREAM_RETRANSMIT or STREAM_GAP (bytes were missed
+        before this payload), so application parsers see each byte once.
         """
         payload = pkt.payload
         d = 0 if to_server else 1
@@ -118,15 +143,17 @@ class Flow:
         expected = self.next_seq[d]
         if pkt.tcp_flags & SYN:
             seq = (seq + 1) & 0xFFFFFFFF  # SYN takes a sequence number
+        status = STREAM_IN_ORDER
         if expected is not None and seq != expected:
             if ((seq - expected) & 0xFFFFFFFF) > 0x7FFFFFFF:  # before expected: a retransmission
-                return payload, 0
+                return payload, 0, STREAM_RETRANSMIT
             self.tail[d] = b""  # a gap: what we kept no longer lines up
+            status = STREAM_GAP
         prefix = self.tail[d]
         buf = prefix + payload if prefix else payload
         self.tail[d] = buf[-window:] if len(buf) > window else buf
         self.next_seq[d] = (seq + len(payload)) & 0xFFFFFFFF
-        return buf, len(prefix)
+        return buf, len(prefix), status
 
 
 def flow_key(pkt: Packet) -> FlowKey:
@@ -149,8 +176,12 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self._flows)
 
-    def lookup(self, pkt: Packet) -> tuple[Flow, bool]:
-        """Find or create the packet's flow; return it and whether the packet goes to the server."""
+    def lookup(self, pkt: Packet, tcp_state: bool = True) -> tuple[Flow, bool]:
+        """Find or create the packet's flow; return it and whether the packet goes to the server.
+
+        ``tcp_state`` False (a TCP checksum that does not verify) counts the
+        packet but leaves the TCP session alone, as Suricata's stream engine does.
+        """
         key = flow_key(pkt)
         flows = self._flows
         flow = flows.get(key)
@@ -164,15 +195,18 @@ class FlowTable:
             if len(flows) >= self.opts.max_flows:
                 flows.popitem(last=False)
                 self.stats["evicted"] += 1
-            # A SYN-ACK seen first comes from the server (we missed the SYN).
-            client_is_src = not (pkt.proto == PROTO_TCP and pkt.tcp_flags & (SYN | ACK) == (SYN | ACK))
+            # A SYN-ACK seen first comes from the server (we missed the SYN); only a
+            # midstream pickup turns the flow around, as in Suricata.
+            client_is_src = not (
+                self.opts.midstream and pkt.proto == PROTO_TCP and pkt.tcp_flags & (SYN | ACK) == (SYN | ACK)
+            )
             flow = Flow(key, self._new_id(), pkt, client_is_src)
             flows[key] = flow
             self.stats["created"] += 1
         else:
             flows.move_to_end(key)
         to_server = flow.is_to_server(pkt)
-        self._update(flow, pkt, to_server)
+        self._update(flow, pkt, to_server, tcp_state)
         return flow, to_server
 
     def _new_id(self) -> int:
@@ -181,17 +215,29 @@ class FlowTable:
         self._next_id += 1
         return fid or 1
 
-    def _update(self, flow: Flow, pkt: Packet, to_server: bool) -> None:
+    def _update(self, flow: Flow, pkt: Packet, to_server: bool, tcp_state: bool = True) -> None:
         d = 0 if to_server else 1
         flow.last_ts = pkt.ts
         flow.pkts[d] += 1
         flow.bytes[d] += len(pkt.raw)
         flow.payload[d] += len(pkt.payload)
         if pkt.proto != PROTO_TCP:
-            if pkt.proto == PROTO_UDP and flow.pkts[1] and flow.pkts[0]:
-                flow.established = True  # Suricata: UDP is "established" once both sides spoke
+            # Suricata: other protocols are "established" once both sides spoke,
+            # from the first reply on.
+            if flow.pkts[1] and flow.pkts[0]:
+                flow.established = True
+            flow.pkt_established = flow.established
+            return
+        flow.pkt_established = flow.established and not flow.closed
+        if not tcp_state:
             return
         flags = pkt.tcp_flags
+        if flow.pkts[0] + flow.pkts[1] == 1 and (
+            flags & (SYN | ACK) == SYN or (self.opts.midstream and not flags & RST)
+        ):
+            flow.session = True
+            if not flags & SYN:
+                flow.established = True  # picked up mid-stream: established from the next packet on
         if flags & RST:
             flow.closed = True
             return
@@ -201,10 +247,10 @@ class FlowTable:
                     flow.synack = True
             elif to_server:
                 flow.syn = True
-        elif flags & ACK and to_server and flow.synack and not flow.established:
+        elif flags & ACK and to_server and flow.synack and flow.session and not flow.established:
             flow.established = True
-        elif not flow.syn and not flow.synack and self.opts.midstream and flow.pkts[0] + flow.pkts[1] == 1:
-            flow.established = True  # picked up mid-stream
+            if pkt.payload:
+                flow.pkt_established = True  # an ACK with data completing the handshake counts
         if flags & FIN:
             flow.fin |= 1 if to_server else 2
             if flow.fin == 3:

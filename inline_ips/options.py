@@ -34,3 +34,15 @@ class EngineOptions:
     drop_flow_on_match: bool = True
     # When a clean flow stops being queued (see detect/bypass.py).
     bypass: BypassOptions = field(default_factory=BypassOptions)
+    # TCP checksum verification (Suricata's checksum-checks): "none" (inline: the
+    # kernel hands over segments whose checksum the NIC fills in later), "all",
+    # or "auto" (replay: stop checking after 1000 packets if more than 1 in 10 fail,
+    # as for an offloaded capture). A segment that fails is kept out of the stream.
+    checksum_checks: str = "none"
+    # IPS (inline, or replay as if inline): drop verdicts are carried out. False is
+    # Suricata's IDS mode: the same alerts, every packet accepted.
+    ips: bool = True
+    # Suricata's packet-alert-max: alerts kept per packet (the highest-priority ones).
+    max_alerts_per_packet: int = 15
+    # threshold / detection_filter entries kept (least recently used evicted beyond it).
+    threshold_max_entries: int = 100_000

@@ -197,6 +197,22 @@ def _install_signals(on_stop: Callable[[], None], on_hup: Callable[[], None]) ->
     signal.signal(signal.SIGHUP, hup)
 
 
+def log_rule_files(report: LoadReport) -> None:
+    """One line per .rules file: how much loaded, and the most common reasons for the rest."""
+    for fr in report.rule_files:
+        if fr.error:
+            log.error("%s", fr.error)
+            continue
+        reasons = ", ".join(f"{n} {r}" for r, n in fr.skipped.most_common(3))
+        log.info(
+            "%s: %d of %d rules loaded%s",
+            fr.file,
+            fr.loaded,
+            fr.rules,
+            f" (skipped: {reasons})" if reasons else "",
+        )
+
+
 def _child(queue_num: int, opts: RunOptions, report: LoadReport) -> None:
     worker = Worker(queue_num, opts, report)
     _install_signals(worker.stop.set, worker.request_reload)
@@ -211,8 +227,7 @@ def run(opts: RunOptions) -> int:
         for line in e.errors:
             log.error("%s", line)
         return 1
-    for f, reason in report.not_loaded:
-        log.warning("not loaded: %s: %s", f, reason)
+    log_rule_files(report)
     if opts.eve:
         EveWriter(opts.eve).close()  # fail now, before touching the firewall, if it cannot be written
     fw = opts.firewall

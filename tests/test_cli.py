@@ -35,18 +35,43 @@ def test_check_rules_lists_every_error_with_file_line_and_rule(capsys: pytest.Ca
     ]
 
 
-def test_check_rules_json_reports_not_loaded_rule_files(
+def test_check_rules_json_reports_rule_files_by_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rules = tmp_path / "local.rules"
-    rules.write_text('alert tcp any any -> any 80 (msg:"x"; sid:1;)\n')
+    rules.write_text(
+        'alert tcp any any -> any 80 (msg:"x"; content:"GET"; sid:1;)\n'
+        'alert smtp any any -> any 25 (msg:"smtp"; sid:2;)\n'
+        'alert tcp any any -> any 80 (msg:"bad"; depth:4; sid:3;)\n'
+        'alert tcp any any -> any 80 (msg:"xb"; xbits:set,a,track ip_src; sid:4;)\n'
+        '# alert tcp any any -> any 80 (msg:"off"; sid:5;)\n'
+    )
     cfg = tmp_path / "rules.yaml"
     cfg.write_text("include:\n  - local.rules\n")
     assert main(["check-rules", "--json", str(cfg)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] is True
-    assert [x["file"] for x in report["not_loaded"]] == [str(rules)]
-    assert "not loaded" in report["not_loaded"][0]["reason"]
+    rf = report["rule_files"]
+    assert (rf["files"], rf["rules"], rf["loaded"], rf["skipped"], rf["disabled"]) == (1, 4, 1, 3, 1)
+    assert rf["loaded_percent"] == 25.0
+    assert sorted((x["reason"], x["kind"], x["rules"]) for x in rf["skipped_by_reason"]) == [
+        ("invalid: modifier without content", "invalid", 1),
+        ("unsupported keyword 'xbits'", "unsupported", 1),
+        ("unsupported protocol 'smtp'", "unsupported", 1),
+    ]
+    assert [f["file"] for f in rf["per_file"]] == [str(rules)]
+
+
+def test_check_rules_text_names_every_skipped_rule_with_verbose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "local.rules"
+    rules.write_text('alert tcp any any -> any 80 (msg:"bad"; depth:4; sid:3;)\n')
+    assert main(["check-rules", "-v", str(rules)]) == 0
+    out, err = capsys.readouterr()
+    assert "rule files: 0 of 1 rules loaded (0.0%), 1 skipped, 0 disabled" in out
+    assert "skipped      1  invalid: invalid: modifier without content" in out
+    assert err.strip() == f"{rules}:1: rule 3: invalid: 'depth' needs a content before it"
 
 
 @pytest.mark.parametrize(

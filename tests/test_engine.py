@@ -81,7 +81,8 @@ def test_allowlisted_source_is_never_dropped_but_still_alerts() -> None:
     eng = make()
     res = eng.process(tcp(ALLOWED, b"attack evil rejectme"), 1.0)
     assert res.verdict == Verdict(Action.ACCEPT)
-    assert sids(res) == [1, 2, 3, 4]
+    # Alerts come in Suricata's rule order: drop (and block), reject, then alert rules.
+    assert sids(res) == [1, 2, 4, 3]
     assert res.blocked is None
     assert len(eng.blocklist) == 0
     assert eng.stats["allowlist_overrides"] == 1
@@ -190,9 +191,9 @@ def test_flow_drop_can_be_turned_off() -> None:
     [
         (b"hello", Verdict(Action.ACCEPT), []),
         (b"attack", Verdict(Action.DROP, Reason.RULE, 1), [1, 3]),
-        (b"rejectme attack", Verdict(Action.REJECT, Reason.RULE, 4), [1, 3, 4]),
+        (b"rejectme attack", Verdict(Action.REJECT, Reason.RULE, 4), [1, 4, 3]),
         (b"rejectme", Verdict(Action.REJECT, Reason.RULE, 4), [4]),
-        (b"attack evil rejectme", Verdict(Action.BLOCK, Reason.RULE, 2, 30), [1, 2, 3, 4]),
+        (b"attack evil rejectme", Verdict(Action.BLOCK, Reason.RULE, 2, 30), [1, 2, 4, 3]),
     ],
 )
 def test_strongest_action_wins(payload: bytes, expected: Verdict, alerts: list[int]) -> None:
@@ -249,7 +250,7 @@ def test_exception_in_a_stage_fails_open(monkeypatch: pytest.MonkeyPatch) -> Non
     def boom(*_args: object) -> list[object]:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(eng.signatures, "match", boom)
+    monkeypatch.setattr(eng.signatures, "packet", boom)
     res = eng.process(tcp(ATTACKER, b"attack"), 1.0)
     assert res.verdict == Verdict(Action.ACCEPT)
     assert res.alerts == []

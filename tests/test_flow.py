@@ -8,7 +8,15 @@ from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet as ScapyPacket
 
 from inline_ips.decode import decode
-from inline_ips.flow import Flow, FlowOptions, FlowTable, flow_key
+from inline_ips.flow import (
+    STREAM_GAP,
+    STREAM_IN_ORDER,
+    STREAM_RETRANSMIT,
+    Flow,
+    FlowOptions,
+    FlowTable,
+    flow_key,
+)
 from inline_ips.packet import Packet
 
 C, S = "10.0.0.1", "192.0.2.1"
@@ -230,37 +238,41 @@ def seg(seq: int, data: bytes, to_server: bool = True) -> Packet:
 
 def test_stream_in_order_append() -> None:
     flow = new_flow()
-    assert flow.stream(True, tcp("S", seq=999), 100) == (b"", 0)  # the SYN takes one sequence number
-    assert flow.stream(True, seg(1000, b"abc"), 100) == (b"abc", 0)
-    assert flow.stream(True, seg(1003, b"def"), 100) == (b"abcdef", 3)
-    assert flow.stream(True, seg(1006, b"g"), 100) == (b"abcdefg", 6)
+    assert flow.stream(True, tcp("S", seq=999), 100) == (
+        b"",
+        0,
+        STREAM_IN_ORDER,
+    )  # the SYN takes one sequence number
+    assert flow.stream(True, seg(1000, b"abc"), 100) == (b"abc", 0, STREAM_IN_ORDER)
+    assert flow.stream(True, seg(1003, b"def"), 100) == (b"abcdef", 3, STREAM_IN_ORDER)
+    assert flow.stream(True, seg(1006, b"g"), 100) == (b"abcdefg", 6, STREAM_IN_ORDER)
     assert flow.next_seq[0] == 1007
 
 
 def test_stream_directions_are_apart() -> None:
     flow = new_flow()
     flow.stream(True, seg(1000, b"abc"), 100)
-    assert flow.stream(False, seg(5000, b"xyz", to_server=False), 100) == (b"xyz", 0)
-    assert flow.stream(True, seg(1003, b"d"), 100) == (b"abcd", 3)
-    assert flow.stream(False, seg(5003, b"!", to_server=False), 100) == (b"xyz!", 3)
+    assert flow.stream(False, seg(5000, b"xyz", to_server=False), 100) == (b"xyz", 0, STREAM_IN_ORDER)
+    assert flow.stream(True, seg(1003, b"d"), 100) == (b"abcd", 3, STREAM_IN_ORDER)
+    assert flow.stream(False, seg(5003, b"!", to_server=False), 100) == (b"xyz!", 3, STREAM_IN_ORDER)
 
 
 def test_stream_retransmission_is_alone_and_ignored() -> None:
     flow = new_flow()
     flow.stream(True, seg(1000, b"abc"), 100)
     flow.stream(True, seg(1003, b"def"), 100)
-    assert flow.stream(True, seg(1003, b"DEF"), 100) == (b"DEF", 0)
-    assert flow.stream(True, seg(1000, b"abcdef"), 100) == (b"abcdef", 0)
+    assert flow.stream(True, seg(1003, b"DEF"), 100) == (b"DEF", 0, STREAM_RETRANSMIT)
+    assert flow.stream(True, seg(1000, b"abcdef"), 100) == (b"abcdef", 0, STREAM_RETRANSMIT)
     assert flow.tail[0] == b"abcdef"
     assert flow.next_seq[0] == 1006
-    assert flow.stream(True, seg(1006, b"g"), 100) == (b"abcdefg", 6)
+    assert flow.stream(True, seg(1006, b"g"), 100) == (b"abcdefg", 6, STREAM_IN_ORDER)
 
 
 def test_stream_gap_resets() -> None:
     flow = new_flow()
     flow.stream(True, seg(1000, b"abc"), 100)
-    assert flow.stream(True, seg(1010, b"xyz"), 100) == (b"xyz", 0)
-    assert flow.stream(True, seg(1013, b"!"), 100) == (b"xyz!", 3)
+    assert flow.stream(True, seg(1010, b"xyz"), 100) == (b"xyz", 0, STREAM_GAP)
+    assert flow.stream(True, seg(1013, b"!"), 100) == (b"xyz!", 3, STREAM_IN_ORDER)
 
 
 def test_stream_window_is_bounded() -> None:
@@ -268,7 +280,8 @@ def test_stream_window_is_bounded() -> None:
     seq = 1000
     for i in range(10):
         chunk = bytes([0x61 + i]) * 7
-        buf, prefix = flow.stream(True, seg(seq, chunk), 16)
+        buf, prefix, status = flow.stream(True, seg(seq, chunk), 16)
+        assert status == STREAM_IN_ORDER
         seq += len(chunk)
         assert len(flow.tail[0]) <= 16
         assert buf.endswith(chunk)
@@ -279,7 +292,11 @@ def test_stream_window_is_bounded() -> None:
 def test_stream_sequence_wraps() -> None:
     table = FlowTable()
     flow, _ = table.lookup(seg(0xFFFFFFFE, b"abcd"))
-    assert flow.stream(True, seg(0xFFFFFFFE, b"abcd"), 100) == (b"abcd", 0)
+    assert flow.stream(True, seg(0xFFFFFFFE, b"abcd"), 100) == (b"abcd", 0, STREAM_IN_ORDER)
     assert flow.next_seq[0] == 2
-    assert flow.stream(True, seg(2, b"ef"), 100) == (b"abcdef", 4)
-    assert flow.stream(True, seg(0xFFFFFFFF, b"bcd"), 100) == (b"bcd", 0)  # before the wrap: old data
+    assert flow.stream(True, seg(2, b"ef"), 100) == (b"abcdef", 4, STREAM_IN_ORDER)
+    assert flow.stream(True, seg(0xFFFFFFFF, b"bcd"), 100) == (
+        b"bcd",
+        0,
+        STREAM_RETRANSMIT,
+    )  # before the wrap: old data

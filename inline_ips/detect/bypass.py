@@ -11,7 +11,9 @@ and no loaded rule could still match its later packets:
 - an HTTP, DNS or TLS rule while the flow may still carry that protocol
   (a flow already seen to be TLS needs no HTTP rule, and one past its
   ClientHello needs no TLS rule);
-- a header-only rule without TCP flags that fits the flow (IP-only rules);
+- a header-only rule without TCP flags or other packet tests that fits the
+  flow; a Suricata IP-only rule only until both directions had their first
+  packet judged;
 - a rate rule that counts every packet or byte (``packets``, ``bytes``,
   ``dns_response_bytes``) and fits the flow, unless it only counts packets
   with SYN set (an established flow sends no more) or is a DNS rule and the
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from inline_ips.detect.header import HeaderCheck
 from inline_ips.flow import Flow
 from inline_ips.packet import SYN, Packet
-from inline_ips.rules.model import AppProto, Buffer, Measure, RateRule, SignatureRule
+from inline_ips.rules.model import KIND_IPONLY, AppProto, Buffer, Measure, RateRule, SignatureRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,8 @@ class BypassPolicy:
         flow.bypass_checked = app
         fwd, rev = _views(flow, pkt)
         for check, need in self._sigs:
+            if need == "iponly" and flow.iponly == 3:
+                continue  # both directions already had their first packet judged
             if need == "http" and app not in ("", "http"):
                 continue
             if need == "dns" and app not in ("", "dns"):
@@ -117,16 +121,19 @@ def _syn_only(rule: RateRule) -> bool:
 
 def _signature_need(rule: SignatureRule) -> str:
     h = rule.header
+    if rule.kind == KIND_IPONLY:
+        return "iponly"  # judged on the first packet of each direction only
     bufs = {bm.buffer for bm in rule.buffers}
     if Buffer.PAYLOAD in bufs:
         return "payload"
-    if any(b.is_http for b in bufs) or h.app is AppProto.HTTP:
+    apps = {b.app for b in bufs if b.app}
+    if "http" in apps or h.app is AppProto.HTTP:
         return "http"
-    if Buffer.DNS_QUERY in bufs or h.app is AppProto.DNS:
+    if "dns" in apps or h.app is AppProto.DNS:
         return "dns"
-    if Buffer.TLS_SNI in bufs or h.app is AppProto.TLS:
+    if "tls" in apps or h.app is AppProto.TLS:
         return "tls"
-    if h.flags is not None or h.icmp_type is not None or h.icmp_code is not None:
+    if h.flags is not None or h.icmp_type is not None or h.icmp_code is not None or h.conditions:
         return ""  # a probe detector for stray packets
     return "any"
 

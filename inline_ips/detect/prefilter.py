@@ -1,7 +1,8 @@
 """Multi-pattern prefilter: one Hyperscan scan per buffer yields the candidate rules.
 
-Each signature contributes one literal (its fast pattern: the longest
-non-negated content of one buffer, or the one marked fast). A rule can only
+Each signature contributes one literal (its fast pattern: the content marked
+``fast_pattern``, or else its longest non-negated content), indexed under its
+buffer and transforms. A rule can only
 match when its fast pattern occurs in that buffer, so scanning a buffer once
 for all literals gives a superset of the rules worth a full check; rules with
 no usable literal are "unfiltered" and always checked. The scan cost barely
@@ -16,7 +17,9 @@ from dataclasses import dataclass
 
 import hyperscan
 
-from inline_ips.rules.model import Buffer, Content, SignatureRule
+from inline_ips.rules.model import Buffer, Content, SignatureRule, Transform
+
+BufferKey = tuple[Buffer, tuple[Transform, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,18 +27,30 @@ class FastPattern:
     buffer: Buffer
     pattern: bytes
     nocase: bool
+    transforms: tuple[Transform, ...] = ()
+
+    @property
+    def key(self) -> BufferKey:
+        return (self.buffer, self.transforms)
 
 
 def fast_pattern(rule: SignatureRule) -> FastPattern | None:
-    """The literal this rule is indexed by, or None when it has none."""
+    """The literal this rule is indexed by, or None when it has none.
+
+    The content the rule marks ``fast_pattern`` (its chopped slice with
+    ``fast_pattern:offset,length``) when there is one, else the longest
+    non-negated content: any of them must occur for the rule to match.
+    """
     best: FastPattern | None = None
     for bm in rule.buffers:
         for m in bm.matches:
             if not isinstance(m, Content) or m.negated:
                 continue
+            if m.fast_pattern:
+                return FastPattern(bm.buffer, m.literal, m.nocase, bm.transforms)
             # Longer literals are rarer, so they let fewer rules through.
             if best is None or len(m.pattern) > len(best.pattern):
-                best = FastPattern(bm.buffer, m.pattern, m.nocase)
+                best = FastPattern(bm.buffer, m.pattern, m.nocase, bm.transforms)
     return best
 
 
@@ -67,27 +82,37 @@ class _Scanner:
 
 
 class Prefilter:
-    """Maps a buffer's bytes to the indexes of the rules whose fast pattern occurs in it."""
+    """Maps a buffer's bytes to the indexes of the rules whose fast pattern occurs in it.
 
-    def __init__(self, rules: Sequence[SignatureRule]) -> None:
-        per_buffer: dict[Buffer, list[tuple[int, FastPattern]]] = {}
+    ``indexes`` names each rule's index in the caller's numbering (default:
+    its position in ``rules``); ``scan`` reports those.
+    """
+
+    def __init__(self, rules: Sequence[SignatureRule], indexes: Sequence[int] | None = None) -> None:
+        per_key: dict[BufferKey, list[tuple[int, FastPattern]]] = {}
         unfiltered: list[int] = []
-        for idx, rule in enumerate(rules):
+        for pos, rule in enumerate(rules):
+            idx = indexes[pos] if indexes is not None else pos
             fp = fast_pattern(rule)
             if fp is None:
                 unfiltered.append(idx)
             else:
-                per_buffer.setdefault(fp.buffer, []).append((idx, fp))
+                per_key.setdefault(fp.key, []).append((idx, fp))
         self.unfiltered: tuple[int, ...] = tuple(unfiltered)
-        self._scanners = {buf: _Scanner(entries) for buf, entries in per_buffer.items()}
+        self._scanners = {key: _Scanner(entries) for key, entries in per_key.items()}
         self.pattern_count = sum(len(s.groups) for s in self._scanners.values())
+        self.keys: tuple[BufferKey, ...] = tuple(self._scanners)
 
-    def has(self, buffer: Buffer) -> bool:
-        return buffer in self._scanners
+    @staticmethod
+    def _key(buffer: Buffer | BufferKey) -> BufferKey:
+        return (buffer, ()) if isinstance(buffer, Buffer) else buffer
 
-    def scan(self, buffer: Buffer, data: bytes, out: set[int]) -> None:
+    def has(self, buffer: Buffer | BufferKey) -> bool:
+        return self._key(buffer) in self._scanners
+
+    def scan(self, buffer: Buffer | BufferKey, data: bytes, out: set[int]) -> None:
         """Add the indexes of candidate rules for ``data`` in ``buffer`` to ``out``."""
-        scanner = self._scanners.get(buffer)
+        scanner = self._scanners.get(self._key(buffer))
         if scanner is None or not data:
             return
         groups = scanner.groups

@@ -1,36 +1,90 @@
-"""Signature matching: which rules match this packet, given its flow.
+"""Signature matching: which rules match this packet or transaction, given its flow.
 
-For each packet: scan each buffer it carries once with the prefilter, add
-the rules that have no literal to index, then fully check only those
-candidates: header (protocol, addresses, ports, flags, ICMP), flow
-(direction, established), application protocol, and each buffer's ordered
-content/regex matches. The payload buffer of a TCP packet is the flow's
-stream window (earlier in-order bytes + this payload), so a pattern split
-across segments is found; a match that lies wholly in earlier bytes is not
-reported again. Rules positioned with offset/depth see the packet payload
-alone. This module reports matches; it does not choose a verdict.
+Three kinds of rule are judged in Suricata's order, each a pure function of
+the packet, the flow state and the application records it carries:
+
+1. IP-only rules (addresses, ports and protocol only) on the first packet of
+   each flow direction, found through :class:`~inline_ips.detect.iponly.IpOnlyIndex`;
+2. packet rules (header keywords, payload content): one Hyperscan scan of the
+   payload — for TCP the stream window, earlier in-order bytes plus this
+   payload, so a pattern split across segments is found — yields the
+   candidates, to which the rules without a literal are added;
+3. transaction rules (``http.*``, ``dns.query``, ``tls.*`` buffers) on each
+   application record this packet completed, once per transaction and
+   direction; a buffer that is not complete yet (a body still arriving)
+   makes the rule wait rather than fail, so a negated content is never judged
+   on half a body.
+
+Candidates are fully checked in rule order (``order``: action, then flowbit
+setters before readers, then priority, then sid, as Suricata sorts them):
+header, flow, application protocol, flowbit conditions, then each buffer's
+ordered matches; a rule that matches sets its flowbits at once, so a later
+rule of the same packet sees them. A stream match that lies wholly in
+earlier bytes is not reported again. This module reports matches; thresholds,
+pass and the verdict are the engine's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
+from inline_ips.detect import transforms
 from inline_ips.detect.content import inspect
-from inline_ips.detect.header import HeaderCheck, flow_selects
-from inline_ips.detect.prefilter import Prefilter
+from inline_ips.detect.header import HeaderCheck, flow_selects, frag_selects
+from inline_ips.detect.iponly import IpOnlyIndex
+from inline_ips.detect.prefilter import BufferKey, Prefilter
 from inline_ips.flow import Flow
-from inline_ips.packet import PROTO_TCP, Packet
-from inline_ips.rules.model import AppProto, Buffer, Content, SignatureRule
+from inline_ips.packet import Packet
+from inline_ips.rules.model import (
+    EITHER_SIDE,
+    KIND_IPONLY,
+    STREAM_NONE,
+    TO_CLIENT_SIDE,
+    TO_SERVER_SIDE,
+    AppProto,
+    Buffer,
+    Content,
+    Flowbit,
+    Match,
+    SignatureRule,
+    Transform,
+)
+from inline_ips.verdict import Action
+
+# Suricata's default action-order: pass, drop, reject, alert.
+_ACTION_CLASS = {Action.DROP: 1, Action.BLOCK: 1, Action.REJECT: 2}
+
+# A buffer getter for transaction rules: the bytes of one buffer (several for
+# multi-buffers such as tls.certs), or None when the record does not have it (yet).
+Source = Callable[[Buffer], bytes | Sequence[bytes] | None]
 
 
 @dataclass(slots=True)
-class SignatureMatch:
+class Hit:
+    """One rule matching one packet (``tx`` -1) or one transaction of it."""
+
     rule: SignatureRule
-    replacements: list[tuple[int, bytes]]  # offsets into the IP datagram
+    order: int
+    replacements: list[tuple[int, bytes]] = field(default_factory=list)
+    tx: int = -1
+    stream: bool = False  # the payload matched in the reassembled stream
+    record: object = None  # the application record (for output)
+
+
+def rule_order_key(rule: SignatureRule) -> tuple[int, int, int, int]:
+    """Suricata's signature order (detect-engine-sigorder.c)."""
+    act = 0 if rule.action.passes else _ACTION_CLASS.get(rule.action.action, 3)
+    sets = any(not fb.reads for fb in rule.flowbits)
+    reads = any(fb.reads for fb in rule.flowbits)
+    fb = 0 if sets and not reads else 1 if sets else 2 if reads else 3
+    return (act, fb, rule.priority, rule.sid)
 
 
 def _stream_ok(rule: SignatureRule) -> bool:
+    """May the payload list see the stream window? Not with offset/depth (packet positions) or no_stream."""
+    if rule.flow.stream == STREAM_NONE:
+        return False
     for bm in rule.buffers:
         if bm.buffer is Buffer.PAYLOAD:
             for m in bm.matches:
@@ -39,181 +93,341 @@ def _stream_ok(rule: SignatureRule) -> bool:
     return True
 
 
-def _needs_app(rule: SignatureRule) -> str:
-    """The application record without which this rule cannot match ("" if none)."""
+def _side(rule: SignatureRule) -> int:
+    sides = {bm.buffer.side for bm in rule.buffers if bm.buffer is not Buffer.PAYLOAD}
+    if TO_CLIENT_SIDE in sides:
+        return TO_CLIENT_SIDE
+    if TO_SERVER_SIDE in sides:
+        return TO_SERVER_SIDE
+    if rule.flow.to_server is not None:
+        return TO_SERVER_SIDE if rule.flow.to_server else TO_CLIENT_SIDE
+    return EITHER_SIDE
+
+
+def _app_of(rule: SignatureRule) -> str:
     for bm in rule.buffers:
-        if bm.buffer.is_http:
-            return "http"
-        if bm.buffer is Buffer.DNS_QUERY:
-            return "dns"
-        if bm.buffer is Buffer.TLS_SNI:
-            return "tls"
-    return ""
+        if bm.buffer.app:
+            return bm.buffer.app
+    return "" if rule.header.app is AppProto.NONE else rule.header.app.value
 
 
-class _Compiled:
-    __slots__ = ("app", "buffers", "flow", "header", "nocase", "rule", "stream_ok")
+class _Rule:
+    __slots__ = (
+        "app",
+        "bufs",
+        "flow",
+        "flow_any",
+        "frag",
+        "header",
+        "idx",
+        "order",
+        "reads",
+        "rule",
+        "side",
+        "stream_ok",
+        "writes",
+    )
 
-    def __init__(self, rule: SignatureRule) -> None:
+    def __init__(self, rule: SignatureRule, idx: int) -> None:
         self.rule = rule
+        self.idx = idx
+        self.order = 0
         self.header = HeaderCheck(rule.header)
         self.flow = rule.flow
-        self.app = rule.header.app
-        self.buffers = rule.buffers
-        # Per buffer: does any content need the lower-cased copy? Most do not.
-        self.nocase = tuple(
-            any(isinstance(m, Content) and m.nocase for m in bm.matches) for bm in rule.buffers
-        )
+        self.flow_any = rule.flow.is_any
+        self.frag = rule.flow.frag is not None
+        self.app = _app_of(rule)
+        self.side = _side(rule)
         self.stream_ok = _stream_ok(rule)
+        # Per buffer: (key, buffer, transforms, matches, any nocase content).
+        self.bufs: tuple[tuple[BufferKey, Buffer, tuple[Transform, ...], tuple[Match, ...], bool], ...] = (
+            tuple(
+                (
+                    bm.key,
+                    bm.buffer,
+                    bm.transforms,
+                    bm.matches,
+                    any(isinstance(m, Content) and m.nocase for m in bm.matches),
+                )
+                for bm in rule.buffers
+            )
+        )
+        self.reads: tuple[Flowbit, ...] = tuple(fb for fb in rule.flowbits if fb.reads)
+        self.writes: tuple[Flowbit, ...] = tuple(fb for fb in rule.flowbits if not fb.reads)
 
 
-class _Buffers:
-    """The buffers of one packet, each produced (and lower-cased) at most once."""
+class Inspection:
+    """The buffers one set of rules is judged against, each produced (and lowered) at most once.
 
-    __slots__ = ("_cache", "_lowered", "pkt", "prefix", "stream")
+    The packet payload, or for TCP with a session the stream window (earlier
+    in-order bytes + this payload, ``prefix`` of them earlier); for
+    transaction rules also one application record of one direction, through
+    ``source``.
+    """
 
-    def __init__(self, pkt: Packet, stream: bytes, prefix: int) -> None:
+    __slots__ = (
+        "_cache",
+        "_lowered",
+        "app",
+        "has_stream",
+        "pkt",
+        "prefix",
+        "record",
+        "source",
+        "stream",
+        "to_server",
+        "tx",
+    )
+
+    def __init__(
+        self,
+        pkt: Packet,
+        stream: bytes | None,
+        prefix: int,
+        to_server: bool,
+        app: str = "",
+        source: Source | None = None,
+        tx: int = -1,
+        record: object = None,
+    ) -> None:
         self.pkt = pkt
-        self.stream = stream
+        # None: no stream (not TCP, or a TCP flow without a session): payload rules see the packet.
+        self.has_stream = stream is not None
+        self.stream = stream if stream is not None else pkt.payload
         self.prefix = prefix
-        self._cache: dict[Buffer | str, bytes | None] = {}
-        self._lowered: dict[Buffer | str, bytes] = {}
+        self.to_server = to_server
+        self.app = app
+        self.source = source
+        self.tx = tx
+        self.record = record
+        self._cache: dict[object, tuple[bytes, ...] | None] = {}
+        self._lowered: dict[object, tuple[bytes, ...]] = {}
 
-    @staticmethod
-    def _key(buf: Buffer, use_stream: bool) -> Buffer | str:
-        return buf if (buf is not Buffer.PAYLOAD or use_stream) else "packet"
-
-    def get(self, buf: Buffer, use_stream: bool) -> bytes | None:
-        key = self._key(buf, use_stream)
-        if key in self._cache:
-            return self._cache[key]
-        data = self._raw(buf, use_stream)
-        self._cache[key] = data
+    def get(self, key: BufferKey, use_stream: bool) -> tuple[bytes, ...] | None:
+        ck: object = key if (key[0] is not Buffer.PAYLOAD or use_stream) else "packet"
+        if ck in self._cache:
+            return self._cache[ck]
+        data = self._raw(key, use_stream)
+        self._cache[ck] = data
         return data
 
-    def lowered(self, buf: Buffer, use_stream: bool, data: bytes) -> bytes:
-        """``data.lower()``, computed at most once per buffer and only when a nocase content needs it."""
-        key = self._key(buf, use_stream)
-        low = self._lowered.get(key)
+    def lowered(self, key: BufferKey, use_stream: bool, data: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        ck: object = key if (key[0] is not Buffer.PAYLOAD or use_stream) else "packet"
+        low = self._lowered.get(ck)
         if low is None:
-            low = self._lowered[key] = data.lower()
+            low = self._lowered[ck] = tuple(d.lower() for d in data)
         return low
 
-    def _raw(self, buf: Buffer, use_stream: bool) -> bytes | None:
-        pkt = self.pkt
+    def _raw(self, key: BufferKey, use_stream: bool) -> tuple[bytes, ...] | None:
+        buf, tfs = key
         if buf is Buffer.PAYLOAD:
-            return self.stream if use_stream else pkt.payload
-        http = pkt.http
-        if buf.is_http:
-            if http is None:
-                return None
-            return {
-                Buffer.HTTP_URI: http.uri,
-                Buffer.HTTP_URI_RAW: http.uri_raw,
-                Buffer.HTTP_METHOD: http.method,
-                Buffer.HTTP_HOST: http.host,
-                Buffer.HTTP_USER_AGENT: http.user_agent,
-                Buffer.HTTP_HEADER: http.headers,
-                Buffer.HTTP_REQUEST_BODY: http.body,
-            }[buf]
-        if buf is Buffer.DNS_QUERY:
-            dns = pkt.dns
-            return None if dns is None or dns.is_response else dns.qname.encode("latin-1", "replace")
-        if buf is Buffer.TLS_SNI:
-            return None if pkt.tls_sni is None else pkt.tls_sni.encode("latin-1", "replace")
-        return None
+            data = self.stream if use_stream else self.pkt.payload
+            # Suricata does not run payload keywords on a packet without payload.
+            return (data,) if data else None
+        if self.source is None:
+            return None
+        got = self.source(buf)
+        if got is None:
+            return None
+        items: tuple[bytes, ...] = (got,) if isinstance(got, bytes) else tuple(got)
+        if not items:
+            return None
+        if tfs:
+            items = tuple(transforms.apply(tfs, d) for d in items)
+        return items
 
 
 class SignatureEngine:
     def __init__(self, rules: Sequence[SignatureRule]) -> None:
         self.rules = tuple(rules)
-        self._compiled = [_Compiled(r) for r in self.rules]
-        self.prefilter = Prefilter(self.rules)
-        # Rules with no literal to index are always candidates, but only for
-        # packets that can satisfy them: their protocol, and the application
-        # record their buffers need (an HTTP rule waits for an HTTP request).
-        plain: dict[int | None, list[int]] = {}
-        self._unfiltered_app: dict[str, tuple[int, ...]] = {"http": (), "dns": (), "tls": ()}
-        app_lists: dict[str, list[int]] = {"http": [], "dns": [], "tls": []}
-        for idx in self.prefilter.unfiltered:
-            need = _needs_app(self.rules[idx])
-            if need:
-                app_lists[need].append(idx)
+        self._compiled = [_Rule(r, i) for i, r in enumerate(self.rules)]
+        for order, c in enumerate(sorted(self._compiled, key=lambda c: rule_order_key(c.rule))):
+            c.order = order
+        iponly: list[_Rule] = []
+        packet: list[_Rule] = []
+        tx: list[_Rule] = []
+        for c in self._compiled:
+            if c.rule.kind == KIND_IPONLY:
+                iponly.append(c)
+            elif any(b[1] is not Buffer.PAYLOAD for b in c.bufs):
+                tx.append(c)
             else:
-                plain.setdefault(self.rules[idx].header.proto, []).append(idx)
-        self._unfiltered_app = {k: tuple(v) for k, v in app_lists.items()}
+                packet.append(c)
+        self.iponly_count = len(iponly)
+        self.packet_count = len(packet)
+        self.tx_count = len(tx)
+        self._iponly = IpOnlyIndex(
+            (c.idx, c.rule.header.src, c.rule.header.dst, c.rule.header.bidirectional) for c in iponly
+        )
+        # Packet rules: one prefilter over the payload; the rest always candidates for their protocol.
+        self.prefilter = Prefilter([c.rule for c in packet], [c.idx for c in packet])
+        plain: dict[int | None, list[int]] = {}
+        for idx in self.prefilter.unfiltered:
+            plain.setdefault(self.rules[idx].header.proto, []).append(idx)
         any_proto = plain.pop(None, [])
         self._unfiltered_any = tuple(any_proto)
-        # Per protocol: its own unfiltered rules plus those for any protocol, in rule order.
         self._unfiltered = {p: tuple(sorted(v + any_proto)) for p, v in plain.items() if p is not None}
-        self._scan_buffers = [b for b in Buffer if self.prefilter.has(b)]
+        for c in packet:
+            alt = c.rule.header.alt_proto
+            if alt is not None and c.idx in self.prefilter.unfiltered:
+                self._unfiltered[alt] = tuple(sorted({*self._unfiltered.get(alt, tuple(any_proto)), c.idx}))
+        # Transaction rules: per application protocol, a prefilter over its buffers.
+        self._tx: dict[str, tuple[Prefilter, tuple[int, ...], tuple[BufferKey, ...]]] = {}
+        for app in ("http", "dns", "tls"):
+            members = [c for c in tx if c.app == app]
+            if not members:
+                continue
+            pf = Prefilter([c.rule for c in members], [c.idx for c in members])
+            self._tx[app] = (pf, tuple(pf.unfiltered), pf.keys)
+        self.tx_apps = frozenset(self._tx)
 
-    def match(
-        self, pkt: Packet, flow: Flow | None, to_server: bool, stream: bytes, prefix: int
-    ) -> list[SignatureMatch]:
-        bufs = _Buffers(pkt, stream, prefix)
-        unfiltered = self._unfiltered.get(pkt.proto, self._unfiltered_any)
-        order: Iterable[int] = unfiltered
-        app = pkt.http is not None or pkt.dns is not None or pkt.tls_sni is not None
-        if stream or app:
-            candidates: set[int] = set(unfiltered)
-            if app:
-                ua = self._unfiltered_app
-                if pkt.http is not None:
-                    candidates.update(ua["http"])
-                if pkt.dns is not None:
-                    candidates.update(ua["dns"])
-                if pkt.tls_sni is not None:
-                    candidates.update(ua["tls"])
-            pf = self.prefilter
-            # The stream window contains the packet payload, so one scan of it also
-            # finds the candidates of rules that look at the packet alone.
-            for b in self._scan_buffers:
-                got = bufs.get(b, True)
-                if got is not None:
-                    pf.scan(b, got, candidates)
-            order = sorted(candidates)  # rule order keeps alerts reproducible
-        out: list[SignatureMatch] = []
-        for idx in order:
-            c = self._compiled[idx]
-            m = self._check(c, pkt, flow, to_server, bufs)
-            if m is not None:
-                out.append(m)
+    @property
+    def has_iponly(self) -> bool:
+        return self.iponly_count > 0
+
+    # -- the three kinds -------------------------------------------------------------
+
+    def iponly(self, pkt: Packet, flow: Flow, to_server: bool) -> list[Hit]:
+        """IP-only rules; the caller runs this once per flow direction."""
+        out: list[Hit] = []
+        comp = self._compiled
+        for idx in self._iponly.candidates(pkt.ip_version, pkt.src, pkt.dst):
+            c = comp[idx]
+            if c.header.selects(pkt):
+                _write_bits(c, flow)
+                out.append(Hit(c.rule, c.order))
         return out
 
-    def _check(
-        self, c: _Compiled, pkt: Packet, flow: Flow | None, to_server: bool, bufs: _Buffers
-    ) -> SignatureMatch | None:
+    def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
+        candidates: Iterable[int] = self._unfiltered.get(pkt.proto, self._unfiltered_any)
+        if insp.stream:
+            found = set(candidates)
+            # The stream window contains the packet payload, so one scan of it also
+            # finds the candidates of rules that look at the packet alone.
+            self.prefilter.scan(Buffer.PAYLOAD, insp.stream, found)
+            candidates = found
+        return self._evaluate(candidates, pkt, flow, to_server, insp, "")
+
+    def tx(self, pkt: Packet, flow: Flow, insp: Inspection) -> list[Hit]:
+        """Transaction rules of ``insp.app`` on the record ``insp`` carries, in its direction."""
+        entry = self._tx.get(insp.app)
+        if entry is None:
+            return []
+        pf, unfiltered, keys = entry
+        found = set(unfiltered)
+        side = TO_SERVER_SIDE if insp.to_server else TO_CLIENT_SIDE
+        for key in keys:
+            b = key[0]
+            if b is not Buffer.PAYLOAD and b.side not in (EITHER_SIDE, side):
+                continue
+            data = insp.get(key, True)
+            if data is not None:
+                for d in data:
+                    pf.scan(key, d, found)
+        return self._evaluate(found, pkt, flow, insp.to_server, insp, insp.app)
+
+    # -- checking ----------------------------------------------------------------------
+
+    def _evaluate(
+        self, candidates: Iterable[int], pkt: Packet, flow: Flow, to_server: bool, insp: Inspection, app: str
+    ) -> list[Hit]:
+        comp = self._compiled
+        ordered = sorted((comp[i] for i in candidates), key=lambda c: c.order)
+        out: list[Hit] = []
+        side = TO_SERVER_SIDE if to_server else TO_CLIENT_SIDE
+        done = flow.tx_alerted if app else None
+        for c in ordered:
+            if app:
+                if c.side not in (EITHER_SIDE, side):
+                    continue
+                if done is not None and (insp.tx, side, c.idx) in done:
+                    continue
+            hit = self._check(c, pkt, flow, to_server, insp)
+            if hit is None:
+                continue
+            _write_bits(c, flow)
+            if app:
+                if flow.tx_alerted is None:
+                    flow.tx_alerted = done = set()
+                flow.tx_alerted.add((insp.tx, side, c.idx))
+                hit.tx = insp.tx
+                hit.record = insp.record
+            out.append(hit)
+        return out
+
+    def _check(self, c: _Rule, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> Hit | None:
         if not c.header.selects(pkt):
             return None
-        if not c.flow.is_any and not flow_selects(c.flow, flow, to_server):
+        if not c.flow_any:
+            if not flow_selects(c.flow, flow, to_server):
+                return None
+            if c.frag and not frag_selects(c.flow, pkt):
+                return None
+        if c.app and not insp.app and flow.app != c.app:
             return None
-        app = c.app
-        if app is AppProto.HTTP and (pkt.http is None and (flow is None or flow.app != "http")):
+        if c.reads and not _bits_hold(c.reads, flow):
             return None
-        if app is AppProto.DNS and pkt.dns is None:
-            return None
-        if app is AppProto.TLS and (pkt.tls_sni is None and (flow is None or flow.app != "tls")):
-            return None
-        use_stream = c.stream_ok and pkt.proto == PROTO_TCP
+        # A TCP packet with a session is inspected in its stream; one without
+        # (picked up without a handshake, with midstream off) packet by packet.
+        use_stream = c.stream_ok and insp.has_stream
         replacements: list[tuple[int, bytes]] = []
-        for bm, nocase in zip(c.buffers, c.nocase, strict=True):
-            data = bufs.get(bm.buffer, use_stream)
+        for key, buf, _tfs, matches, nocase in c.bufs:
+            data = insp.get(key, use_stream)
             if data is None:
                 return None
-            lowered = bufs.lowered(bm.buffer, use_stream, data) if nocase else data
-            res = inspect(data, lowered, bm.matches)
+            lowered = insp.lowered(key, use_stream, data) if nocase else data
+            res = None
+            for d, low in zip(data, lowered, strict=True):
+                res = inspect(d, low, matches)
+                if res is not None:
+                    if buf is Buffer.PAYLOAD:
+                        res = self._new_in_stream(d, low, matches, res, insp.prefix if use_stream else 0)
+                        if res is None:
+                            continue
+                        prefix = insp.prefix if use_stream else 0
+                        base = pkt.payload_offset - prefix
+                        replacements.extend((base + pos, new) for pos, new in res if pos >= prefix)
+                    break
             if res is None:
                 return None
-            if bm.buffer is Buffer.PAYLOAD:
-                prefix = bufs.prefix if use_stream else 0
-                if prefix and inspect(data[:prefix], lowered[:prefix], bm.matches) is not None:
-                    # A match was already there before this packet: report only a new
-                    # one that lies wholly in this packet's payload.
-                    res = inspect(data[prefix:], lowered[prefix:], bm.matches)
-                    if res is None:
-                        return None
-                    res = [(prefix + pos, new) for pos, new in res]
-                base = pkt.payload_offset - prefix
-                replacements.extend((base + pos, new) for pos, new in res if pos >= prefix)
-        return SignatureMatch(c.rule, replacements)
+        return Hit(c.rule, c.order, replacements, stream=use_stream)
+
+    @staticmethod
+    def _new_in_stream(
+        data: bytes, lowered: bytes, matches: tuple[Match, ...], res: list[tuple[int, bytes]], prefix: int
+    ) -> list[tuple[int, bytes]] | None:
+        """A match already complete in earlier stream bytes is not reported again."""
+        if not prefix or inspect(data[:prefix], lowered[:prefix], matches) is None:
+            return res
+        again = inspect(data[prefix:], lowered[prefix:], matches)
+        if again is None:
+            return None
+        return [(prefix + pos, new) for pos, new in again]
+
+
+def _bits_hold(reads: tuple[Flowbit, ...], flow: Flow) -> bool:
+    bits = flow.bits or ()
+    for fb in reads:
+        if fb.cmd == "isset":
+            ok = any(n in bits for n in fb.names) if fb.any_of else all(n in bits for n in fb.names)
+        else:  # isnotset
+            ok = any(n not in bits for n in fb.names) if fb.any_of else all(n not in bits for n in fb.names)
+        if not ok:
+            return False
+    return True
+
+
+def _write_bits(c: _Rule, flow: Flow) -> None:
+    if not c.writes:
+        return
+    bits = flow.bits
+    if bits is None:
+        bits = flow.bits = set()
+    for fb in c.writes:
+        for name in fb.names:
+            if fb.cmd == "set":
+                bits.add(name)
+            elif fb.cmd == "unset" or name in bits:
+                bits.discard(name)
+            else:
+                bits.add(name)

@@ -1,7 +1,8 @@
 """Address and port sets in Suricata's syntax, compiled to sorted intervals.
 
-Accepts ``any``, single values, CIDR blocks, ranges (``1024:``, ``:1023``,
-``80:90``), lists (``[a,b]``, nested), negation (``!x``, ``![a,b]``) and
+Accepts ``any``, single values, CIDR blocks, address ranges
+(``10.0.0.1-10.0.0.9``, ``2001:db8::1-2001:db8::ff``), port ranges (``1024:``,
+``:1023``, ``80:90``), lists (``[a,b]``, nested), negation (``!x``, ``![a,b]``) and
 variables (``$HOME_NET``), resolved from a mapping given at parse time.
 
 Every expression is evaluated as a set (per address family): a list is the
@@ -230,12 +231,30 @@ class _Evaluator:
 
 
 def _address_leaf(s: str) -> _Value:
+    if "-" in s:
+        return _address_range(s)
     try:
         net = ipaddress.ip_network(s, strict=False)
     except ValueError:
         raise SetSyntaxError(f"{s!r} is not an IP address or network") from None
     span = ((int(net.network_address), int(net.broadcast_address)),)
     return (span, ()) if net.version == 4 else ((), span)
+
+
+def _address_range(s: str) -> _Value:
+    """``1.2.3.4-1.2.3.9`` or ``2001:db8::1-2001:db8::ff``: both ends included."""
+    a, _, b = s.partition("-")
+    try:
+        lo = ipaddress.ip_address(a.strip())
+        hi = ipaddress.ip_address(b.strip())
+    except ValueError:
+        raise SetSyntaxError(f"{s!r} is not an address range (first-last)") from None
+    if lo.version != hi.version:
+        raise SetSyntaxError(f"address range {s!r} mixes IPv4 and IPv6")
+    if int(hi) < int(lo):
+        raise SetSyntaxError(f"address range {s!r} is reversed")
+    span = ((int(lo), int(hi)),)
+    return (span, ()) if lo.version == 4 else ((), span)
 
 
 def _port_leaf(s: str) -> _Value:

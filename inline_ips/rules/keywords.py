@@ -27,11 +27,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_content(text: str) -> bytes:
-    """Suricata content syntax: text with ``|hex bytes|`` sections and ``\\"``, ``\\;``, ``\\\\`` escapes."""
+def parse_content(text: str, strict: bool = False) -> bytes:
+    """Suricata content syntax: text with ``|hex bytes|`` sections and ``\\"``, ``\\;``, ``\\\\`` escapes.
+
+    ``strict`` follows Suricata's rule parser exactly: only ``\\"``, ``\\;``,
+    ``\\:`` and ``\\\\`` are escapes (any other backslash is an error), an
+    unescaped ``"`` is an error, and commas inside a hex section are ignored
+    like spaces. rules.yaml uses the lenient form, where a lone backslash is
+    literal.
+    """
     out = bytearray()
     i = 0
     n = len(text)
+    escapes = '\\";:' if strict else '\\";:|'
     while i < n:
         ch = text[i]
         if ch == "|":
@@ -39,6 +47,8 @@ def parse_content(text: str) -> bytes:
             if end < 0:
                 raise ValueError(f"content {text!r}: '|' hex section is not closed")
             hexpart = text[i + 1 : end].replace(" ", "")
+            if strict:
+                hexpart = hexpart.replace(",", "").replace("\t", "")
             if len(hexpart) % 2:
                 raise ValueError(f"content {text!r}: odd number of hex digits in |{text[i + 1 : end]}|")
             try:
@@ -46,9 +56,15 @@ def parse_content(text: str) -> bytes:
             except ValueError:
                 raise ValueError(f"content {text!r}: bad hex in |{text[i + 1 : end]}|") from None
             i = end + 1
-        elif ch == "\\" and i + 1 < n and text[i + 1] in '\\";:|':
+        elif ch == "\\" and i + 1 < n and text[i + 1] in escapes:
             out += text[i + 1].encode()
             i += 2
+        elif strict and ch == "\\":
+            raise ValueError(
+                f"content {text!r}: '\\{text[i + 1 : i + 2]}' is not an escape (use \\\\, \\\", \\; or \\:)"
+            )
+        elif strict and ch == '"':
+            raise ValueError(f"content {text!r}: an unescaped '\"' inside the content")
         else:
             out += ch.encode("utf-8")
             i += 1
@@ -58,30 +74,42 @@ def parse_content(text: str) -> bytes:
 
 
 def parse_flags(text: str) -> FlagsMatch:
-    """Suricata ``flags``: e.g. ``S``, ``SA``, ``S,12`` (ignore CWR/ECE), ``+S``, ``*SF``, ``!R``."""
-    spec, _, ignore = str(text).partition(",")
+    """Suricata ``flags``: e.g. ``S``, ``SA``, ``S,12`` (ignore CWR/ECE), ``A+``, ``*SF``, ``!R``.
+
+    One modifier, anywhere in the flag letters: ``+`` all listed set (others
+    may be too), ``*`` any listed set, ``!`` or ``-`` not all listed set, ``=``
+    (the default) exactly the listed ones. The ignore mask after ``,`` only
+    goes with exact mode, as in Suricata.
+    """
+    spec, sep, ignore = str(text).partition(",")
     spec = spec.strip()
     mode = "exact"
-    if spec[:1] and spec[0] in "+*!":
-        mode = {"+": "plus", "*": "any", "!": "not"}[spec[0]]
-        spec = spec[1:]
-    if not spec:
+    letters: list[str] = []
+    for ch in spec:
+        if ch in "+*!-=":
+            if mode != "exact" or (ch == "=" and "=" in spec.replace(ch, "", 1)):
+                raise ValueError(f"flags {text!r}: only one modifier (+ * ! -) is allowed")
+            mode = {"+": "plus", "*": "any", "!": "not", "-": "not", "=": "exact"}[ch]
+        elif not ch.isspace():
+            letters.append(ch)
+    if not letters:
         raise ValueError(f"flags {text!r}: no flags given (use 0 for none set)")
     value = 0
-    for ch in spec.upper():
+    for ch in "".join(letters).upper():
         if ch == "0":
             continue
         if ch not in _FLAG_BITS:
             raise ValueError(f"flags {text!r}: unknown flag {ch!r} (use F S R P A U C E, 1 2, 0)")
+        if value & _FLAG_BITS[ch]:
+            raise ValueError(f"flags {text!r}: flag {ch!r} given twice")
         value |= _FLAG_BITS[ch]
     mask = 0xFF
+    if sep and mode != "exact":
+        raise ValueError(f"flags {text!r}: an ignore mask only goes with exact flags (no + * !)")
     for ch in ignore.strip().upper():
         if ch not in _FLAG_BITS:
             raise ValueError(f"flags {text!r}: unknown flag {ch!r} in the ignore mask")
         mask &= ~_FLAG_BITS[ch]
-    if mode == "not":
-        # "!R": none of the given flags set.
-        return FlagsMatch(0, value, "exact")
     return FlagsMatch(value & mask, mask, mode)
 
 

@@ -1,9 +1,10 @@
 """The parsed, frozen form of every rule the engine runs.
 
-Loaders (``yaml_loader`` for rules.yaml, later a Suricata/Snort parser) build
-these dataclasses once; the per-packet path only reads them and never sees raw
-YAML or rule text. Compiled regular expressions live here too, so a rule set
-is ready to match as soon as it is loaded. Matching logic is in ``detect/``.
+Loaders (``yaml_loader`` for rules.yaml, ``suricata/`` for Suricata and Snort 3
+``.rules`` files) build these dataclasses once; the per-packet path only reads
+them and never sees raw YAML or rule text. Compiled regular expressions live
+here too, so a rule set is ready to match as soon as it is loaded. Matching
+logic is in ``detect/``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from inline_ips.detect.bytes import ByteExtract, ByteJump, ByteMath, ByteTest, IsDataAt
 from inline_ips.normalize import Normalize
 from inline_ips.rules.addresses import ANY_ADDRESS, ANY_PORT, AddressSet, PortSet, parse_addresses
+from inline_ips.rules.numeric import UintMatch
+from inline_ips.rules.policy import Policy
 from inline_ips.verdict import Action
 
 
@@ -29,22 +33,119 @@ class Origin:
 
 
 class Buffer(Enum):
-    """Inspection buffers a content or regex can apply to (Suricata's sticky buffers)."""
+    """Inspection buffers a match can apply to (Suricata's sticky buffer names)."""
 
     PAYLOAD = "payload"  # the packet payload, or the TCP stream window
+    # HTTP request side
     HTTP_URI = "http.uri"  # normalised request URI
     HTTP_URI_RAW = "http.uri.raw"
     HTTP_METHOD = "http.method"
+    HTTP_REQUEST_LINE = "http.request_line"
     HTTP_HOST = "http.host"
+    HTTP_HOST_RAW = "http.host.raw"
     HTTP_USER_AGENT = "http.user_agent"
-    HTTP_HEADER = "http.header"
+    HTTP_REFERER = "http.referer"
+    HTTP_ACCEPT = "http.accept"
+    HTTP_ACCEPT_ENC = "http.accept_enc"
+    HTTP_ACCEPT_LANG = "http.accept_lang"
+    HTTP_CONNECTION = "http.connection"
     HTTP_REQUEST_BODY = "http.request_body"
+    # HTTP response side
+    HTTP_STAT_CODE = "http.stat_code"
+    HTTP_STAT_MSG = "http.stat_msg"
+    HTTP_RESPONSE_LINE = "http.response_line"
+    HTTP_SERVER = "http.server"
+    HTTP_LOCATION = "http.location"
+    HTTP_RESPONSE_BODY = "http.response_body"
+    FILE_DATA = "file.data"  # the HTTP body of the inspected direction (response or upload)
+    # HTTP, either side (the rule's direction picks the request's or the response's)
+    HTTP_PROTOCOL = "http.protocol"
+    HTTP_HEADER = "http.header"
+    HTTP_HEADER_RAW = "http.header.raw"
+    HTTP_HEADER_NAMES = "http.header_names"
+    HTTP_CONTENT_TYPE = "http.content_type"
+    HTTP_CONTENT_LEN = "http.content_len"
+    HTTP_COOKIE = "http.cookie"  # Cookie in requests, Set-Cookie in responses
+    HTTP_START = "http.start"
+    # DNS and TLS
     DNS_QUERY = "dns.query"
     TLS_SNI = "tls.sni"
+    TLS_CERT_SUBJECT = "tls.cert_subject"
+    TLS_CERT_ISSUER = "tls.cert_issuer"
+    TLS_CERT_SERIAL = "tls.cert_serial"
+    TLS_CERT_FINGERPRINT = "tls.cert_fingerprint"
+    TLS_CERTS = "tls.certs"
+    TLS_SUBJECTALTNAME = "tls.subjectaltname"
+    JA3_HASH = "ja3.hash"
+    JA3_STRING = "ja3.string"
+    JA3S_HASH = "ja3s.hash"
+    JA3S_STRING = "ja3s.string"
 
     @property
     def is_http(self) -> bool:
-        return self.value.startswith("http.")
+        return self.value.startswith("http.") or self is Buffer.FILE_DATA
+
+    @property
+    def app(self) -> str:
+        """The application protocol whose records hold this buffer ("" for the payload)."""
+        return _BUFFER_APP.get(self, "")
+
+    @property
+    def side(self) -> int:
+        """Which direction produces it: TO_SERVER_SIDE, TO_CLIENT_SIDE, or EITHER_SIDE."""
+        return _BUFFER_SIDE.get(self, EITHER_SIDE)
+
+
+EITHER_SIDE = 0
+TO_SERVER_SIDE = 1
+TO_CLIENT_SIDE = 2
+
+_BUFFER_APP: dict[Buffer, str] = {}
+_BUFFER_SIDE: dict[Buffer, int] = {}
+for _b in Buffer:
+    if _b.is_http:
+        _BUFFER_APP[_b] = "http"
+    elif _b.value.startswith("dns."):
+        _BUFFER_APP[_b] = "dns"
+    elif _b.value.startswith(("tls.", "ja3")):
+        _BUFFER_APP[_b] = "tls"
+for _b in (
+    Buffer.HTTP_URI,
+    Buffer.HTTP_URI_RAW,
+    Buffer.HTTP_METHOD,
+    Buffer.HTTP_REQUEST_LINE,
+    Buffer.HTTP_HOST,
+    Buffer.HTTP_HOST_RAW,
+    Buffer.HTTP_USER_AGENT,
+    Buffer.HTTP_REFERER,
+    Buffer.HTTP_ACCEPT,
+    Buffer.HTTP_ACCEPT_ENC,
+    Buffer.HTTP_ACCEPT_LANG,
+    Buffer.HTTP_CONNECTION,
+    Buffer.HTTP_REQUEST_BODY,
+    Buffer.DNS_QUERY,
+    Buffer.TLS_SNI,
+    Buffer.JA3_HASH,
+    Buffer.JA3_STRING,
+):
+    _BUFFER_SIDE[_b] = TO_SERVER_SIDE
+for _b in (
+    Buffer.HTTP_STAT_CODE,
+    Buffer.HTTP_STAT_MSG,
+    Buffer.HTTP_RESPONSE_LINE,
+    Buffer.HTTP_SERVER,
+    Buffer.HTTP_LOCATION,
+    Buffer.HTTP_RESPONSE_BODY,
+    Buffer.TLS_CERT_SUBJECT,
+    Buffer.TLS_CERT_ISSUER,
+    Buffer.TLS_CERT_SERIAL,
+    Buffer.TLS_CERT_FINGERPRINT,
+    Buffer.TLS_CERTS,
+    Buffer.TLS_SUBJECTALTNAME,
+    Buffer.JA3S_HASH,
+    Buffer.JA3S_STRING,
+):
+    _BUFFER_SIDE[_b] = TO_CLIENT_SIDE
 
 
 class AppProto(Enum):
@@ -54,6 +155,10 @@ class AppProto(Enum):
     TLS = "tls"
 
 
+# A content modifier's value: a number, or the name of a byte_extract variable.
+Pos = int | str
+
+
 @dataclass(frozen=True, slots=True)
 class Content:
     """A literal to find, with Suricata's positional modifiers (all in bytes)."""
@@ -61,11 +166,15 @@ class Content:
     pattern: bytes
     nocase: bool = False
     negated: bool = False
-    offset: int | None = None
-    depth: int | None = None
-    distance: int | None = None  # relative to the end of the previous match
-    within: int | None = None
+    offset: Pos | None = None
+    depth: Pos | None = None
+    distance: Pos | None = None  # relative to the end of the previous match
+    within: Pos | None = None
     replace: bytes | None = None  # same length as pattern; makes the rule a rewrite
+    startswith: bool = False  # the match must start at the buffer start
+    endswith: bool = False  # the match must end at the buffer end
+    fast_pattern: bool = False  # chosen by the rule for the prefilter
+    fp_chop: tuple[int, int] | None = None  # fast_pattern:offset,length: only that slice is indexed
 
     def __post_init__(self) -> None:
         # Matching compares nocase patterns against a lower-cased buffer, so store them lowered.
@@ -75,6 +184,14 @@ class Content:
     @property
     def relative(self) -> bool:
         return self.distance is not None or self.within is not None
+
+    @property
+    def literal(self) -> bytes:
+        """The bytes the prefilter may index this content by."""
+        if self.fp_chop is not None:
+            start, length = self.fp_chop
+            return self.pattern[start : start + length]
+        return self.pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,51 +204,126 @@ class Regex:
     relative: bool = False  # starts at the end of the previous match (pcre /R)
 
 
-Match = Content | Regex
+@dataclass(frozen=True, slots=True)
+class BufferSize:
+    """``bsize`` / ``urilen`` / Snort's ``bufferlen``: the buffer's length must match."""
+
+    size: UintMatch
+
+
+Match = Content | Regex | BufferSize | ByteTest | ByteJump | ByteExtract | ByteMath | IsDataAt
+
+
+@dataclass(frozen=True, slots=True)
+class Transform:
+    """A Suricata transform applied to a buffer before its matches (``dotprefix``, ...)."""
+
+    name: str
+    arg: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class BufferMatch:
-    """The ordered matches a rule applies to one buffer."""
+    """The ordered matches a rule applies to one buffer (after its transforms)."""
 
     buffer: Buffer
     matches: tuple[Match, ...]
+    transforms: tuple[Transform, ...] = ()
+
+    @property
+    def key(self) -> tuple[Buffer, tuple[Transform, ...]]:
+        """Rules whose buffers share a key inspect the same bytes."""
+        return (self.buffer, self.transforms)
 
 
 @dataclass(frozen=True, slots=True)
 class FlagsMatch:
-    """TCP flags: the bits in ``mask`` must equal ``value`` (``+`` and ``*`` modes as Suricata)."""
+    """TCP flags as Suricata matches them, after clearing the bits outside ``mask`` (the ignore mask).
+
+    exact: the remaining bits equal ``value``; plus: all of ``value`` set; any:
+    one of ``value`` set; not: not all of ``value`` set. ``flags:0`` (exact,
+    value 0) needs a packet with no flag at all.
+    """
 
     value: int
     mask: int
-    mode: str = "exact"  # exact: (flags & mask) == value; any: flags & value; plus: all of value set
+    mode: str = "exact"  # exact, plus, any, not
 
     def matches(self, flags: int) -> bool:
+        if not self.value and flags:
+            return self.mode == "not"
+        f = flags & self.mask
         if self.mode == "any":
-            return bool(flags & self.value)
+            return bool(f & self.value)
         if self.mode == "plus":
-            return (flags & self.value) == self.value
-        return (flags & self.mask) == self.value
+            return (f & self.value) == self.value
+        if self.mode == "not":
+            return (f & self.value) != self.value
+        return f == self.value
+
+
+STREAM_ANY = 0
+STREAM_ONLY = 1  # flow:only_stream: the reassembled stream, not a lone packet
+STREAM_NONE = 2  # flow:no_stream: packets only
 
 
 @dataclass(frozen=True, slots=True)
 class FlowMatch:
     to_server: bool | None = None  # None: either direction
     established: bool | None = None
+    stream: int = STREAM_ANY
+    frag: bool | None = None  # only_frag (True) / no_frag (False): was the packet reassembled
 
     @property
     def is_any(self) -> bool:
-        return self.to_server is None and self.established is None
+        return self.to_server is None and self.established is None and self.frag is None
+
+
+@dataclass(frozen=True, slots=True)
+class Flowbit:
+    """One ``flowbits`` option: ``set``, ``unset``, ``toggle``, ``isset``, ``isnotset``.
+
+    ``names`` holds one name, or several joined by ``|`` (any of them, for
+    isset/isnotset) or ``&`` (all of them).
+    """
+
+    cmd: str
+    names: tuple[str, ...]
+    any_of: bool = False
+
+    @property
+    def reads(self) -> bool:
+        return self.cmd in ("isset", "isnotset")
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """``threshold`` (type limit/threshold/both) or ``detection_filter`` (kind "detection_filter")."""
+
+    kind: str
+    track: str  # by_src, by_dst, by_rule, by_both, by_flow
+    count: int
+    seconds: float
+    unique_on: str = ""  # detection_filter: count distinct src_port or dst_port
+
+
+@dataclass(frozen=True, slots=True)
+class PacketCondition:
+    """A numeric test on one packet field (``dsize``, ``ttl``, ``itype``, ``icode``, ...)."""
+
+    field: str  # the Packet attribute, or "dsize" for the payload length
+    match: UintMatch
 
 
 @dataclass(frozen=True, slots=True)
 class RuleAction:
     action: Action
     block_seconds: int = 0
+    passes: bool = False  # Suricata's pass: stop inspecting this packet (and flow) and accept it
 
     @property
     def name(self) -> str:
-        return self.action.name.lower()
+        return "pass" if self.passes else self.action.name.lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +340,19 @@ class Header:
     flags: FlagsMatch | None = None
     icmp_type: int | None = None
     icmp_code: int | None = None
+    conditions: tuple[PacketCondition, ...] = ()
+    sameip: bool | None = None
+    alt_proto: int | None = None  # a second IP protocol that also matches (Suricata's icmp: v4 and v6)
+    ip_version: int = 0  # 4 or 6 to match only that IP version (ipv4/ipv6 rules); 0 for both
+
+
+KIND_IPONLY = "iponly"  # addresses, ports and protocol only: first packet of each flow direction
+KIND_LIKE_IPONLY = "like_iponly"  # the same with a negated address: every packet, flow-wide actions
+KIND_PKT = "pkt"  # packet keywords (flags, dsize, ttl, ...) or packet-only payload: packet actions
+KIND_STREAM = "stream"  # TCP payload content: the stream (packets without a session alone)
+KIND_APPLAYER = "applayer"  # an application protocol in the header and nothing else to match
+KIND_APP_TX = "app_tx"  # application buffers: once per transaction and direction
+FLOW_ACTION_KINDS = frozenset({KIND_IPONLY, KIND_LIKE_IPONLY, KIND_APPLAYER, KIND_APP_TX})
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +369,20 @@ class SignatureRule:
     flow: FlowMatch = FlowMatch()
     buffers: tuple[BufferMatch, ...] = ()
     metadata: dict[str, list[str]] = field(default_factory=dict, compare=False)
+    flowbits: tuple[Flowbit, ...] = ()
+    threshold: Threshold | None = None
+    detection_filter: Threshold | None = None
+    noalert: bool = False
+    target: str = ""  # "src_ip" or "dest_ip": which end is the target, for EVE
+    # Suricata's signature type (detect-engine-build.c SignatureSetType), set by the
+    # .rules loader; "" for rules.yaml signatures. It decides how often a rule is
+    # judged (KIND_IPONLY: once per flow direction) and whether its drop or pass
+    # applies to the packet or to the whole flow.
+    kind: str = ""
+
+    @property
+    def ip_only(self) -> bool:
+        return self.kind == KIND_IPONLY
 
     @property
     def rewrites(self) -> bool:
@@ -220,6 +439,7 @@ class RuleSet:
     includes: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     normalize: Normalize = field(default_factory=Normalize)
+    policy: Policy = field(default_factory=Policy)
 
     def merged(self, other: RuleSet) -> RuleSet:
         allow = self.allowlist
@@ -233,6 +453,7 @@ class RuleSet:
             self.includes + other.includes,
             self.sources + other.sources,
             other.normalize if other.normalize.active else self.normalize,
+            self.policy.merged(other.policy),
         )
 
 

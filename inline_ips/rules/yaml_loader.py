@@ -47,6 +47,7 @@ from inline_ips.rules.model import (
     RuleSet,
     SignatureRule,
 )
+from inline_ips.rules.policy import POLICY_KEYS, Policy, parse_policy
 from inline_ips.verdict import Action
 
 # Suricata's shipped defaults (suricata.yaml address-groups / port-groups).
@@ -100,7 +101,7 @@ ACTIONS = {
 
 DEFAULT_BLOCK_SECONDS = 600
 
-TOP_KEYS = {"vars", "allowlist", "include", "signatures", "rate", "normalize"}
+TOP_KEYS = {"vars", "allowlist", "include", "policy", "signatures", "rate", "normalize"}
 NORMALIZE_KEYS = {"tcp_mss_max", "ttl_min", "ttl_set"}
 COMMON_KEYS = {
     "sid",
@@ -269,9 +270,16 @@ def load_rules_text(
         inc_path = Path(str(inc))
         if not inc_path.is_absolute() and base_dir is not None:
             inc_path = base_dir / inc_path
+        if any(ch in inc_path.name for ch in "*?["):
+            found = sorted(str(x) for x in inc_path.parent.glob(inc_path.name) if x.is_file())
+            if not found:
+                ctx.error(doc.key_lines["include"], f"include: {inc_path}: matches no file")
+            includes.extend(found)
+            continue
         if not inc_path.is_file():
             ctx.error(doc.key_lines["include"], f"include: {inc_path}: no such file")
         includes.append(str(inc_path))
+    policy = _policy(doc, ctx)
 
     normalize = _normalize(doc, ctx)
     sigs = _load_list(doc, "signatures", ctx, lambda m: _signature(m, variables, ctx))
@@ -292,7 +300,30 @@ def load_rules_text(
         includes=tuple(includes),
         sources=(name,),
         normalize=normalize,
+        policy=policy,
     )
+
+
+def _policy(doc: _Map, ctx: _Ctx) -> Policy:
+    raw = doc.get("policy")
+    if raw is None:
+        return Policy()
+    line = doc.key_lines["policy"]
+    if not isinstance(raw, _Map):
+        ctx.error(line, f"'policy' must be a mapping with keys {', '.join(POLICY_KEYS)} (and block_for)")
+        return Policy()
+    body = {k: v for k, v in raw.items() if k != "block_for"}
+    seconds = DEFAULT_BLOCK_SECONDS
+    if "block_for" in raw:
+        try:
+            seconds = max(1, int(parse_duration(raw["block_for"])))
+        except ValueError as e:
+            ctx.error(raw.key_lines.get("block_for", line), f"policy: block_for: {e}")
+    policy, problems = parse_policy(body, seconds)
+    for problem in problems:
+        key = problem.split(":", 1)[0].split(" ")[-1].strip("'")
+        ctx.error(raw.key_lines.get(key, line), f"policy: {problem}")
+    return policy
 
 
 def _normalize(doc: _Map, ctx: _Ctx) -> Normalize:

@@ -12,9 +12,9 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.packet import Packet as ScapyPacket
 
 from inline_ips.decode import decode
-from inline_ips.detect.signature import SignatureEngine
+from inline_ips.detect.signature import Inspection, SignatureEngine
 from inline_ips.engine import Engine, Result
-from inline_ips.flow import FlowOptions
+from inline_ips.flow import FlowOptions, FlowTable
 from inline_ips.options import EngineOptions
 from inline_ips.rules.yaml_loader import load_rules_text
 from inline_ips.verdict import Action
@@ -34,11 +34,12 @@ def one_rule(fields: str, sid: int = 1) -> str:
 
 
 def sids_alone(rules_text: str, pkt: ScapyPacket) -> list[int]:
-    """Match one packet with no flow, through SignatureEngine."""
+    """Match one packet, the first of its flow (so no stream), through SignatureEngine."""
     eng = SignatureEngine(load_rules_text(rules_text, "test.yaml").signatures)
     p = decode(bytes(pkt), 1.0)
     assert p.error is None
-    return [m.rule.sid for m in eng.match(p, None, True, p.payload, 0)]
+    flow, to_server = FlowTable().lookup(p)
+    return [m.rule.sid for m in eng.packet(p, flow, to_server, Inspection(p, None, 0, to_server))]
 
 
 def engine(rules_text: str, options: EngineOptions | None = None) -> Engine:
@@ -150,10 +151,13 @@ def test_header(fields: str, pkt: ScapyPacket, expected: bool) -> None:
     assert sids_alone(one_rule(fields), pkt) == ([1] if expected else [])
 
 
-def test_rules_report_in_rule_order() -> None:
+def test_rules_report_in_suricata_order() -> None:
+    """Action (pass, drop, reject, alert), then priority, then sid: detect-engine-sigorder.c."""
     text = one_rule("proto: tcp\npayload: hello", 30) + entry("proto: tcp", 10)
     text += entry("proto: ip\npayload: ell", 20)
-    assert sids_alone(text, TCP_PKT) == [30, 10, 20]
+    text += entry("proto: ip\npayload: ell\npriority: 1", 40)
+    text += entry("proto: ip\npayload: ell\naction: drop", 50)
+    assert sids_alone(text, TCP_PKT) == [50, 40, 10, 20, 30]
 
 
 # ---- flow: direction and established ----------------------------------------------
@@ -191,8 +195,10 @@ def test_established_needs_a_handshake_without_midstream() -> None:
     opts = EngineOptions(flows=FlowOptions(midstream=False))
     res = Conn(engine(text, opts)).client(data=b"hello")
     assert alerted(res) == [2]
-    res = Conn(engine(text)).client(data=b"hello")  # midstream pickup counts as established
-    assert alerted(res) == [1]
+    conn = Conn(engine(text))
+    # A midstream pickup is established from its second packet on, as in Suricata.
+    assert alerted(conn.client(data=b"hello")) == [2]
+    assert alerted(conn.client(data=b"hello")) == [1]
 
 
 # ---- the TCP stream window ----------------------------------------------------------
@@ -274,7 +280,9 @@ REQUEST = (
 @pytest.mark.parametrize(
     ("buffer", "content", "expected"),
     [
-        ("http.uri", "/a/Search Page?q=union select", True),
+        # Suricata's http.uri: percent-decoded, dot segments resolved, '+' left alone (libhtp)
+        ("http.uri", "/a/Search Page?q=union+select", True),
+        ("http.uri", "union select", False),
         ("http.uri", "/b/", False),  # resolved away by normalisation
         ("http.uri", "%20", False),
         ("http.uri.raw", "/a/./b/../Search%20Page", True),
@@ -363,7 +371,8 @@ def client_hello(server_name: str) -> bytes:
     ("server_name", "content", "expected"),
     [
         ("evil.example", "evil.example", True),
-        ("Evil.Example", "evil.example", True),  # the SNI buffer is lower-cased
+        ("Evil.Example", "evil.example", False),  # Suricata's tls.sni keeps the case sent
+        ("Evil.Example", "Evil.Example", True),
         ("good.example", "evil.example", False),
     ],
 )

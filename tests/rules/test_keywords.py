@@ -67,7 +67,12 @@ ALL = FIN | SYN | RST | PSH | ACK | URG | ECE | CWR
         ("+SF", [SYN | FIN, SYN | FIN | ACK], [SYN, FIN, SYN | ACK]),
         ("*SF", [SYN, FIN, SYN | FIN, FIN | ACK], [ACK, RST, 0]),
         ("!R", [0, SYN, ACK, ALL & ~RST], [RST, RST | ACK, ALL]),
-        ("!SA", [0, FIN, RST | PSH], [SYN, ACK, SYN | ACK]),
+        # Suricata's '!': not all of the listed flags set (detect-tcp-flags.c FlagsMatch)
+        ("!SA", [0, FIN, RST | PSH, SYN, ACK], [SYN | ACK, SYN | ACK | PSH]),
+        ("-SA", [SYN, ACK], [SYN | ACK]),
+        # the modifier may follow the letters, as in ET's flags:A+ and flags:RSF*
+        ("A+", [ACK, ACK | PSH], [SYN, 0]),
+        ("RSF*", [RST, SYN | ACK, FIN], [ACK, 0]),
         ("0", [0], [SYN, FIN, ACK, CWR]),
         ("FPU", [FIN | PSH | URG], [FIN | PSH | URG | ACK, FIN | PSH]),
         ("FPU,CE", [FIN | PSH | URG, FIN | PSH | URG | ECE], [FIN | PSH]),
@@ -91,7 +96,7 @@ def test_flags(text: str, matching: list[int], not_matching: list[int]) -> None:
         ("S,CE", FlagsMatch(SYN, 0xFF & ~(CWR | ECE), "exact")),
         ("+S", FlagsMatch(SYN, 0xFF, "plus")),
         ("*SF", FlagsMatch(SYN | FIN, 0xFF, "any")),
-        ("!R", FlagsMatch(0, RST, "exact")),
+        ("!R", FlagsMatch(RST, 0xFF, "not")),
         ("0", FlagsMatch(0, 0xFF, "exact")),
     ],
 )
@@ -107,6 +112,9 @@ def test_flags_value(text: str, expected: FlagsMatch) -> None:
         ("+", "no flags given"),
         ("", "no flags given"),
         (",CE", "no flags given"),
+        ("+S,12", "an ignore mask only goes with exact flags"),
+        ("SS", "flag 'S' given twice"),
+        ("+*S", "only one modifier"),
     ],
 )
 def test_flags_errors(text: str, message: str) -> None:

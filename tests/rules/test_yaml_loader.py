@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inline_ips.packet import ACK, CWR, ECE, PROTO_ICMP, PROTO_TCP, PROTO_UDP, SYN
-from inline_ips.rules.loader import RULES_LANGUAGE_PENDING, load_rule_files
+from inline_ips.rules.loader import load_rule_files
 from inline_ips.rules.model import (
     AppProto,
     Buffer,
@@ -436,7 +436,7 @@ BROKEN: list[tuple[str, str, list[str]]] = [
         "- sid: 1\n",
         [
             "test.yaml:1: the top level must be a mapping with keys "
-            "['allowlist', 'include', 'normalize', 'rate', 'signatures', 'vars']"
+            "['allowlist', 'include', 'normalize', 'policy', 'rate', 'signatures', 'vars']"
         ],
     ),
     (
@@ -610,24 +610,65 @@ def test_default_xmas_rule_flags(default_rules: RuleSet) -> None:
 # ---- load_rule_files: dispatch by file type --------------------------------
 
 
-def test_rule_files_report_rules_file_as_not_loaded(tmp_path: Path) -> None:
+def test_rule_files_load_a_rules_file_beside_yaml(tmp_path: Path) -> None:
     suricata = tmp_path / "et.rules"
     suricata.write_text('alert tcp any any -> any any (msg:"x"; sid:1;)\n')
     yml = tmp_path / "local.yaml"
     yml.write_text("signatures:\n  - sid: 5\n    msg: m\n    proto: tcp\n    payload: evil\n")
     report = load_rule_files([yml, suricata])
-    assert report.not_loaded == ((str(suricata), RULES_LANGUAGE_PENDING),)
-    assert RULES_LANGUAGE_PENDING == "Suricata/Snort .rules files are not loaded by this version yet"
-    assert [s.sid for s in report.ruleset.signatures] == [5]
+    assert [s.sid for s in report.ruleset.signatures] == [5, 1]
     assert report.files == (str(yml), str(suricata))
+    assert [(r.file, r.loaded, r.rules) for r in report.rule_files] == [(str(suricata), 1, 1)]
+    assert report.ruleset.sources == (str(yml), str(suricata))
 
 
-def test_rule_files_report_included_rules_file(tmp_path: Path) -> None:
-    (tmp_path / "et.rules").write_text("# empty\n")
+def test_rule_files_load_included_rules_file(tmp_path: Path) -> None:
+    (tmp_path / "et.rules").write_text(
+        "# a comment\n"
+        '# alert tcp any any -> any 1 (msg:"disabled"; sid:2;)\n'
+        'alert tcp any any -> any 80 (msg:"x"; content:"GET"; sid:1;)\n'
+    )
     yml = tmp_path / "rules.yaml"
     yml.write_text("include:\n  - et.rules\n")
     report = load_rule_files([yml])
-    assert report.not_loaded == ((str(tmp_path / "et.rules"), RULES_LANGUAGE_PENDING),)
+    (fr,) = report.rule_files
+    assert (fr.file, fr.rules, fr.loaded, fr.disabled) == (str(tmp_path / "et.rules"), 1, 1, 1)
+    assert [s.sid for s in report.ruleset.signatures] == [1]
+
+
+def test_rule_files_include_glob(tmp_path: Path) -> None:
+    for name in ("a.rules", "b.rules"):
+        (tmp_path / name).write_text(f'alert ip any any -> any any (msg:"{name}"; sid:{ord(name[0])};)\n')
+    yml = tmp_path / "rules.yaml"
+    yml.write_text("include:\n  - '*.rules'\n")
+    report = load_rule_files([yml])
+    assert [r.file for r in report.rule_files] == [str(tmp_path / "a.rules"), str(tmp_path / "b.rules")]
+    yml.write_text("include:\n  - 'none-*.rules'\n")
+    with pytest.raises(RulesError) as exc:
+        load_rule_files([yml])
+    assert exc.value.errors == [f"{yml}:1: include: {tmp_path / 'none-*.rules'}: matches no file"]
+
+
+def test_rule_files_duplicate_sids_keep_the_higher_rev(tmp_path: Path) -> None:
+    a = tmp_path / "a.rules"
+    a.write_text('alert ip any any -> any any (msg:"old"; sid:7; rev:1;)\n')
+    b = tmp_path / "b.rules"
+    b.write_text(
+        'alert ip any any -> any any (msg:"new"; sid:7; rev:2;)\n'
+        'alert ip any any -> any any (msg:"same again"; sid:7; rev:2;)\n'
+    )
+    yml = tmp_path / "rules.yaml"
+    yml.write_text("signatures:\n  - sid: 8\n    msg: yaml\n")
+    c = tmp_path / "c.rules"
+    c.write_text('alert ip any any -> any any (msg:"clash"; sid:8;)\n')
+    report = load_rule_files([yml, a, b, c])
+    assert sorted((s.sid, s.msg) for s in report.ruleset.signatures) == [(7, "new"), (8, "yaml")]
+    by_file = {r.file: (r.loaded, dict(r.skipped)) for r in report.rule_files}
+    assert by_file == {
+        str(a): (0, {"invalid: duplicate sid": 1}),
+        str(b): (1, {"invalid: duplicate sid": 1}),
+        str(c): (0, {"invalid: duplicate sid": 1}),
+    }
 
 
 @pytest.mark.parametrize(
@@ -677,7 +718,7 @@ def test_rule_files_merge_allowlists_and_rules(tmp_path: Path) -> None:
     assert rs.allowlist.contains(4, 0x0A000002) is True
     assert rs.allowlist.contains(4, 0x0A000003) is False
     assert rs.sources == (str(a), str(b))
-    assert report.not_loaded == ()
+    assert report.rule_files == ()
 
 
 def test_no_rule_files() -> None:

@@ -1,0 +1,933 @@
+"""Turn one raw Suricata/Snort 3 rule into the engine's frozen :class:`SignatureRule`.
+
+Does: resolve the header (action, protocol, addresses and ports with
+variables, direction), dispatch every option to its keyword handler in rule
+order, and check the result as Suricata does (sid present, buffers fit the
+protocol and direction, byte_extract variables defined before use). A rule
+the engine cannot honour raises :class:`RuleUnsupported` naming the first
+reason; a malformed one raises :class:`RuleInvalid`. Nothing is ever
+half-applied: a rule either loads whole or not at all.
+
+Does not: read files or apply policies (``loader`` does), or run anything per
+packet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Final, TypeVar
+
+from inline_ips.detect.bytes import (
+    ByteExtract,
+    ByteJump,
+    ByteMath,
+    ByteTest,
+    IsDataAt,
+    parse_byte_extract,
+    parse_byte_jump,
+    parse_byte_math,
+    parse_byte_test,
+    parse_isdataat,
+)
+from inline_ips.packet import PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
+from inline_ips.rules.addresses import AddressSet, PortSet, SetSyntaxError
+from inline_ips.rules.addresses import parse_addresses as _parse_addresses
+from inline_ips.rules.addresses import parse_ports as _parse_ports
+from inline_ips.rules.classification import Classtype
+from inline_ips.rules.keywords import parse_flags
+from inline_ips.rules.model import (
+    KIND_APP_TX,
+    KIND_APPLAYER,
+    KIND_IPONLY,
+    KIND_LIKE_IPONLY,
+    KIND_PKT,
+    KIND_STREAM,
+    STREAM_ANY,
+    STREAM_NONE,
+    STREAM_ONLY,
+    TO_CLIENT_SIDE,
+    TO_SERVER_SIDE,
+    AppProto,
+    Buffer,
+    BufferMatch,
+    BufferSize,
+    Content,
+    FlagsMatch,
+    Flowbit,
+    FlowMatch,
+    Header,
+    Origin,
+    PacketCondition,
+    Regex,
+    RuleAction,
+    SignatureRule,
+    Threshold,
+    Transform,
+)
+from inline_ips.rules.numeric import parse_uint
+from inline_ips.rules.pcre import PcreUnsupported, compile_pcre, parse_pcre
+from inline_ips.rules.suricata.buffers import (
+    MODIFIERS,
+    SNORT3_HEADER_FIELDS,
+    SNORT3_STICKY,
+    STICKY,
+    TRANSFORMS,
+)
+from inline_ips.rules.suricata.errors import RuleInvalid, RuleUnsupported
+from inline_ips.rules.suricata.parser import RawRule
+from inline_ips.rules.suricata.payload import PayloadBuilder
+from inline_ips.verdict import Action
+
+ACTIONS: Final[dict[str, RuleAction]] = {
+    "alert": RuleAction(Action.ACCEPT),
+    "drop": RuleAction(Action.DROP),
+    "reject": RuleAction(Action.REJECT),
+    "rejectsrc": RuleAction(Action.REJECT),
+    "rejectdst": RuleAction(Action.REJECT),
+    "rejectboth": RuleAction(Action.REJECT),
+    "pass": RuleAction(Action.ACCEPT, passes=True),
+    "block": RuleAction(Action.DROP),  # Snort 3: drop this and the rest of the session
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Proto:
+    proto: int | None
+    app: AppProto = AppProto.NONE
+    alt: int | None = None  # a second IP protocol that also matches (icmp: v4 and v6)
+    ip_version: int = 0
+    stream: int = STREAM_ANY
+
+
+PROTOCOLS: Final[dict[str, _Proto]] = {
+    "ip": _Proto(None),
+    "pkthdr": _Proto(None),
+    "ipv4": _Proto(None, ip_version=4),
+    "ip4": _Proto(None, ip_version=4),
+    "ipv6": _Proto(None, ip_version=6),
+    "ip6": _Proto(None, ip_version=6),
+    "tcp": _Proto(PROTO_TCP),
+    "tcp-pkt": _Proto(PROTO_TCP, stream=STREAM_NONE),
+    "tcp-stream": _Proto(PROTO_TCP, stream=STREAM_ONLY),
+    "udp": _Proto(PROTO_UDP),
+    "icmp": _Proto(PROTO_ICMP, alt=PROTO_ICMPV6),
+    "icmpv4": _Proto(PROTO_ICMP),
+    "icmp4": _Proto(PROTO_ICMP),
+    "icmpv6": _Proto(PROTO_ICMPV6),
+    "icmp6": _Proto(PROTO_ICMPV6),
+    "http": _Proto(PROTO_TCP, AppProto.HTTP),
+    "http1": _Proto(PROTO_TCP, AppProto.HTTP),
+    "dns": _Proto(None, AppProto.DNS),
+    "tls": _Proto(PROTO_TCP, AppProto.TLS),
+}
+
+# Application protocols Suricata knows and this engine does not parse.
+UNSUPPORTED_PROTOCOLS: Final = frozenset(
+    [
+        "smtp",
+        "ftp",
+        "ftp-data",
+        "smb",
+        "ssh",
+        "dcerpc",
+        "nfs",
+        "dhcp",
+        "krb5",
+        "snmp",
+        "sip",
+        "rdp",
+        "ikev2",
+        "ike",
+        "ntp",
+        "tftp",
+        "modbus",
+        "dnp3",
+        "enip",
+        "mqtt",
+        "http2",
+        "quic",
+        "rfb",
+        "pgsql",
+        "bittorrent-dht",
+        "telnet",
+        "imap",
+        "pop3",
+        "ldap",
+        "websocket",
+        "sctp",
+        "dnp3",
+        "cip",
+        "template",
+        "ssl",
+        "mdns",
+        "doh2",
+        "llmnr",
+    ]
+)
+
+# Snort 3 service names this engine identifies, and the app protocol each means.
+SERVICES: Final[dict[str, AppProto]] = {"http": AppProto.HTTP, "ssl": AppProto.TLS, "dns": AppProto.DNS}
+
+# Options that only describe the rule (logged or ignored) and do not affect matching.
+_IGNORED: Final = frozenset({"reference", "rev_date", "rem", "tag", "sid_rev", "created_at"})
+
+# Packet fields with Suricata's uint syntax: keyword -> (Packet attribute, largest value).
+_CONDITIONS: Final[dict[str, tuple[str, int]]] = {
+    "dsize": ("dsize", 65535),
+    "ttl": ("ttl", 255),
+    "itype": ("icmp_type", 255),
+    "icode": ("icmp_code", 255),
+    "icmp_id": ("icmp_id", 65535),
+    "icmp_seq": ("icmp_seq", 65535),
+    "id": ("ip_id", 65535),
+    "window": ("tcp_win", 65535),
+    "seq": ("tcp_seq", 2**32 - 1),
+    "ack": ("tcp_ack", 2**32 - 1),
+    "tos": ("tos", 255),
+}
+
+_IP_PROTO_NAMES: Final = {
+    "icmp": 1,
+    "igmp": 2,
+    "ipip": 4,
+    "tcp": 6,
+    "udp": 17,
+    "ipv6": 41,
+    "gre": 47,
+    "esp": 50,
+    "ah": 51,
+    "icmpv6": 58,
+    "ipv6-icmp": 58,
+    "sctp": 132,
+    "pim": 103,
+}
+
+
+@dataclass(slots=True)
+class CompileContext:
+    """What every rule of one file is compiled against."""
+
+    variables: Mapping[str, str]
+    classtypes: Mapping[str, Classtype]
+    file: str = "<rules>"
+    snort3: bool = False
+    # Resolved address/port sets, shared by the many rules that use $HOME_NET and friends.
+    _addr_cache: dict[str, AddressSet] = field(default_factory=dict)
+    _port_cache: dict[str, PortSet] = field(default_factory=dict)
+
+    def addresses(self, text: str) -> AddressSet:
+        got = self._addr_cache.get(text)
+        if got is None:
+            got = self._addr_cache[text] = _set(text, self.variables, _parse_addresses, "address")
+        return got
+
+    def ports(self, text: str) -> PortSet:
+        got = self._port_cache.get(text)
+        if got is None:
+            got = self._port_cache[text] = _set(text, self.variables, _parse_ports, "port")
+        return got
+
+
+_SetT = TypeVar("_SetT", AddressSet, PortSet)
+
+
+def _set(
+    text: str, variables: Mapping[str, str], parse: Callable[[str, Mapping[str, str]], _SetT], what: str
+) -> _SetT:
+    try:
+        value = parse(text, variables)
+    except SetSyntaxError as e:
+        msg = str(e)
+        if msg.startswith("undefined variable"):
+            raise RuleInvalid(msg.split(" (", maxsplit=1)[0], f"{what} {text!r}: {msg}") from None
+        raise RuleInvalid(f"invalid: {what}", f"{what} {text!r}: {msg}") from None
+    if value.is_empty:
+        raise RuleInvalid(f"invalid: empty {what} set", f"{what} {text!r} matches nothing")
+    return value
+
+
+class _Build:
+    """The mutable state of one rule while its options are read."""
+
+    def __init__(self, raw: RawRule, ctx: CompileContext, snort3: bool) -> None:
+        self.raw = raw
+        self.ctx = ctx
+        self.snort3 = snort3
+        self.payload = PayloadBuilder(snort3)
+        self.sid = 0
+        self.gid = 1
+        self.rev = 1
+        self.msg = ""
+        self.classtype = ""
+        self.priority: int | None = None
+        self.metadata: dict[str, list[str]] = {}
+        self.flow = FlowMatch()
+        self.flow_given = False
+        self.flowbits: list[Flowbit] = []
+        self.flags: FlagsMatch | None = None
+        self.conditions: list[PacketCondition] = []
+        self.ip_proto: PacketCondition | None = None
+        self.sameip: bool | None = None
+        self.threshold: Threshold | None = None
+        self.detection_filter: Threshold | None = None
+        self.noalert = False
+        self.target = ""
+        self.services: list[str] = []
+
+
+Handler = Callable[[_Build, str | None], None]
+
+
+def _need(value: str | None, name: str) -> str:
+    if value is None or not value.strip():
+        raise RuleInvalid(f"invalid: {name} without value", f"'{name}' needs a value")
+    return value.strip()
+
+
+def _unquote(value: str, name: str) -> str:
+    v = value.strip()
+    if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+        v = v[1:-1]
+    out: list[str] = []
+    i = 0
+    while i < len(v):
+        if v[i] == "\\" and i + 1 < len(v):
+            out.append(v[i + 1])
+            i += 2
+            continue
+        out.append(v[i])
+        i += 1
+    return "".join(out)
+
+
+def _int(value: str | None, name: str, lo: int, hi: int) -> int:
+    v = _need(value, name)
+    try:
+        n = int(v)
+    except ValueError:
+        raise RuleInvalid(f"invalid: {name}", f"'{name}' needs an integer, got {v!r}") from None
+    if not lo <= n <= hi:
+        raise RuleInvalid(f"invalid: {name}", f"'{name}' {n} is outside {lo}..{hi}")
+    return n
+
+
+# -- identity and description ---------------------------------------------------------
+
+
+def _msg(b: _Build, v: str | None) -> None:
+    b.msg = _unquote(_need(v, "msg"), "msg")
+
+
+def _sid(b: _Build, v: str | None) -> None:
+    b.sid = _int(v, "sid", 1, 2**32 - 1)
+
+
+def _rev(b: _Build, v: str | None) -> None:
+    b.rev = _int(v, "rev", 0, 2**32 - 1)
+
+
+def _gid(b: _Build, v: str | None) -> None:
+    b.gid = _int(v, "gid", 0, 2**32 - 1)
+
+
+def _classtype(b: _Build, v: str | None) -> None:
+    # An unknown classtype is only a warning in Suricata: priority 3, no category.
+    b.classtype = _need(v, "classtype")
+
+
+def _priority(b: _Build, v: str | None) -> None:
+    b.priority = _int(v, "priority", 1, 255)
+
+
+def _metadata(b: _Build, v: str | None) -> None:
+    for item in _need(v, "metadata").split(","):
+        key, _, val = item.strip().partition(" ")
+        if key:
+            b.metadata.setdefault(key, []).append(val.strip())
+
+
+def _target(b: _Build, v: str | None) -> None:
+    t = _need(v, "target")
+    if t not in ("src_ip", "dest_ip"):
+        raise RuleInvalid("invalid: target", f"target must be src_ip or dest_ip, got {t!r}")
+    b.target = t
+
+
+def _noalert(b: _Build, v: str | None) -> None:
+    b.noalert = True
+
+
+def _ignored(b: _Build, v: str | None) -> None:
+    return None
+
+
+# -- flow and state ------------------------------------------------------------------------
+
+
+def _flow(b: _Build, v: str | None) -> None:
+    if b.flow_given:
+        raise RuleInvalid("invalid: flow twice", "'flow' given twice")
+    b.flow_given = True
+    to_server: bool | None = None
+    established: bool | None = None
+    stream = STREAM_ANY
+    frag: bool | None = None
+    for word in (w.strip().lower() for w in _need(v, "flow").split(",")):
+        if word in ("to_server", "from_client"):
+            new_dir: bool | None = True
+        elif word in ("to_client", "from_server"):
+            new_dir = False
+        else:
+            new_dir = None
+        if new_dir is not None:
+            if to_server is not None and to_server != new_dir:
+                raise RuleInvalid("invalid: flow", "flow has both to_server and to_client")
+            to_server = new_dir
+        elif word == "established":
+            if established is False:
+                raise RuleInvalid("invalid: flow", "flow has both established and not_established")
+            established = True
+        elif word == "not_established":
+            if established is True:
+                raise RuleInvalid("invalid: flow", "flow has both established and not_established")
+            established = False
+        elif word == "stateless":
+            pass
+        elif word == "only_stream":
+            stream = STREAM_ONLY
+        elif word == "no_stream":
+            stream = STREAM_NONE
+        elif word == "only_frag":
+            frag = True
+        elif word == "no_frag":
+            frag = False
+        else:
+            raise RuleInvalid("invalid: flow", f"unknown flow option {word!r}")
+    b.flow = FlowMatch(to_server, established, stream, frag)
+
+
+def _flowbits(b: _Build, v: str | None) -> None:
+    text = _need(v, "flowbits")
+    cmd, _, names = text.partition(",")
+    cmd = cmd.strip().lower()
+    names = names.strip()
+    if cmd == "noalert":
+        if names:
+            raise RuleInvalid("invalid: flowbits", "flowbits:noalert takes no name")
+        b.noalert = True
+        return
+    if cmd not in ("set", "unset", "toggle", "isset", "isnotset"):
+        raise RuleInvalid("invalid: flowbits", f"unknown flowbits command {cmd!r}")
+    if not names:
+        raise RuleInvalid("invalid: flowbits", f"flowbits:{cmd} needs a name")
+    any_of = "|" in names
+    if any_of and "&" in names:
+        raise RuleInvalid("invalid: flowbits", "flowbits names cannot mix '|' and '&'")
+    parts = tuple(p.strip() for p in names.replace("&", "|").split("|"))
+    if any(not p or " " in p or "," in p for p in parts):
+        raise RuleInvalid("invalid: flowbits", f"bad flowbits name in {names!r}")
+    if len(parts) > 1 and cmd not in ("isset", "isnotset", "set", "unset", "toggle"):
+        raise RuleInvalid("invalid: flowbits", f"flowbits:{cmd} takes one name")
+    b.flowbits.append(Flowbit(cmd, parts, any_of))
+
+
+def _threshold_spec(v: str | None, name: str) -> Threshold:
+    kind = "detection_filter" if name == "detection_filter" else ""
+    track = ""
+    count: int | None = None
+    seconds: float | None = None
+    unique_on = ""
+    for item in _need(v, name).split(","):
+        key, _, val = item.strip().partition(" ")
+        key = key.strip().lower()
+        val = val.strip()
+        if key == "type" and name == "threshold":
+            if val not in ("limit", "threshold", "both"):
+                raise RuleInvalid(f"invalid: {name}", f"unknown threshold type {val!r}")
+            kind = val
+        elif key == "track":
+            if val not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
+                raise RuleInvalid(f"invalid: {name}", f"unknown track {val!r}")
+            track = val
+        elif key == "count":
+            count = _int(val, f"{name} count", 1, 2**31 - 1)
+        elif key == "seconds":
+            seconds = float(_int(val, f"{name} seconds", 1, 2**31 - 1))
+        elif key == "unique_on" and name == "detection_filter":
+            if val not in ("src_port", "dst_port"):
+                raise RuleInvalid(f"invalid: {name}", f"unique_on must be src_port or dst_port, got {val!r}")
+            unique_on = val
+        else:
+            raise RuleInvalid(f"invalid: {name}", f"unknown {name} option {key!r}")
+    if not kind or not track or count is None or seconds is None:
+        raise RuleInvalid(f"invalid: {name}", f"{name} needs type (threshold only), track, count and seconds")
+    if unique_on and track not in ("by_src", "by_dst", "by_rule", "by_flow", "by_both"):
+        raise RuleInvalid(f"invalid: {name}", "unique_on needs a track")
+    return Threshold(kind, track, count, seconds, unique_on)
+
+
+def _threshold(b: _Build, v: str | None) -> None:
+    if b.threshold is not None:
+        raise RuleInvalid("invalid: threshold twice", "'threshold' given twice")
+    b.threshold = _threshold_spec(v, "threshold")
+
+
+def _detection_filter(b: _Build, v: str | None) -> None:
+    if b.detection_filter is not None:
+        raise RuleInvalid("invalid: detection_filter twice", "'detection_filter' given twice")
+    b.detection_filter = _threshold_spec(v, "detection_filter")
+
+
+# -- packet header fields ------------------------------------------------------------------
+
+
+def _flags(b: _Build, v: str | None) -> None:
+    if b.flags is not None:
+        raise RuleInvalid("invalid: flags twice", "'flags' given twice")
+    try:
+        b.flags = parse_flags(_need(v, "flags").replace(" ", ""))
+    except ValueError as e:
+        raise RuleInvalid("invalid: flags", str(e)) from None
+
+
+def _condition(name: str) -> Handler:
+    attr, hi = _CONDITIONS[name]
+
+    def handler(b: _Build, v: str | None) -> None:
+        if any(c.field == attr for c in b.conditions):
+            raise RuleInvalid(f"invalid: {name} twice", f"'{name}' given twice")
+        try:
+            m = parse_uint(_need(v, name), hi)
+        except ValueError as e:
+            raise RuleInvalid(f"invalid: {name}", f"{name}: {e}") from None
+        b.conditions.append(PacketCondition(attr, m))
+
+    return handler
+
+
+def _ip_proto(b: _Build, v: str | None) -> None:
+    text = _need(v, "ip_proto")
+    prefix = ""
+    body = text
+    for p in ("!", "<", ">"):
+        if body.startswith(p):
+            prefix, body = p, body[1:].strip()
+            break
+    number = _IP_PROTO_NAMES.get(body.lower())
+    if number is None:
+        try:
+            number = int(body)
+        except ValueError:
+            raise RuleInvalid("invalid: ip_proto", f"unknown ip_proto {text!r}") from None
+    try:
+        m = parse_uint(f"{prefix}{number}", 255)
+    except ValueError as e:
+        raise RuleInvalid("invalid: ip_proto", f"ip_proto: {e}") from None
+    b.conditions.append(PacketCondition("proto", m))
+
+
+def _sameip(b: _Build, v: str | None) -> None:
+    b.sameip = True
+
+
+# -- payload ---------------------------------------------------------------------------------
+
+
+def _content(b: _Build, v: str | None) -> None:
+    b.payload.content(v)
+
+
+def _modifier(name: str) -> Handler:
+    def handler(b: _Build, v: str | None) -> None:
+        b.payload.modifier(name, v)
+
+    return handler
+
+
+def _sticky(buf: Buffer) -> Handler:
+    def handler(b: _Build, v: str | None) -> None:
+        if v is not None and v.strip():
+            raise RuleInvalid("invalid: sticky buffer with value", f"'{buf.value}' takes no value")
+        b.payload.sticky(buf)
+
+    return handler
+
+
+def _legacy(name: str, buf: Buffer) -> Handler:
+    def handler(b: _Build, v: str | None) -> None:
+        if b.snort3:
+            if name == "http_header" and v:
+                _snort3_header_field(b, v)
+                return
+            if v is not None and v.strip():
+                raise RuleUnsupported(f"unsupported: {name} with options", f"'{name}:{v}' (Snort 3 options)")
+            b.payload.sticky(SNORT3_STICKY[name])
+        else:
+            b.payload.legacy_modifier(name, buf)
+
+    return handler
+
+
+def _snort3_header_field(b: _Build, v: str) -> None:
+    word, _, field_name = v.strip().partition(" ")
+    buf = SNORT3_HEADER_FIELDS.get(field_name.strip().lower()) if word == "field" else None
+    if buf is None:
+        raise RuleUnsupported(
+            "unsupported: http_header:field", f"http_header:{v} (no buffer for that header)"
+        )
+    b.payload.sticky(buf)
+
+
+def _snort3_sticky(buf: Buffer) -> Handler:
+    def handler(b: _Build, v: str | None) -> None:
+        b.payload.sticky(buf)
+
+    return handler
+
+
+def _transform(name: str) -> Handler:
+    takes_arg = TRANSFORMS[name]
+
+    def handler(b: _Build, v: str | None) -> None:
+        if takes_arg and not v:
+            raise RuleInvalid(f"invalid: {name}", f"transform '{name}' needs an argument")
+        if name in ("xor", "pcrexform", "from_base64"):
+            raise RuleUnsupported(f"unsupported transform '{name}'")
+        b.payload.transform(Transform(name, (v or "").strip()))
+
+    return handler
+
+
+def _pcre(b: _Build, v: str | None) -> None:
+    try:
+        spec = parse_pcre(_need(v, "pcre"))
+    except PcreUnsupported as e:
+        raise RuleUnsupported(e.reason, str(e)) from None
+    except ValueError as e:
+        raise RuleInvalid("invalid: pcre", f"pcre: {e}") from None
+    buf: Buffer | None = None
+    if spec.buffer is not None:
+        try:
+            buf = Buffer(spec.buffer)
+        except ValueError:
+            raise RuleUnsupported(f"unsupported: pcre buffer {spec.buffer}") from None
+    try:
+        compiled = compile_pcre(spec)
+    except PcreUnsupported as e:
+        raise RuleUnsupported(e.reason, str(e)) from None
+    except ValueError as e:
+        raise RuleInvalid("invalid: pcre", f"pcre: {e}") from None
+    b.payload.add(Regex(spec.source, compiled, spec.negated, spec.relative), buf, spec.relative)
+
+
+def _byte_keyword(name: str) -> Handler:
+    parsers: dict[str, Callable[[str], object]] = {
+        "byte_test": parse_byte_test,
+        "byte_jump": parse_byte_jump,
+        "byte_extract": parse_byte_extract,
+        "byte_math": parse_byte_math,
+        "isdataat": parse_isdataat,
+    }
+    parse = parsers[name]
+
+    def handler(b: _Build, v: str | None) -> None:
+        try:
+            m = parse(_need(v, name))
+        except ValueError as e:
+            text = str(e)
+            if text.startswith("unsupported:"):
+                raise RuleUnsupported(f"unsupported: {name} {text[12:].strip()}"[:80], text) from None
+            raise RuleInvalid(f"invalid: {name}", f"{name}: {text}") from None
+        b.payload.add(m, None, bool(getattr(m, "relative", False)))  # type: ignore[arg-type]
+
+    return handler
+
+
+def _bsize(b: _Build, v: str | None) -> None:
+    if b.payload.active_buffer is Buffer.PAYLOAD:
+        raise RuleInvalid("invalid: bsize without sticky buffer", "bsize needs a sticky buffer")
+    try:
+        m = parse_uint(_need(v, "bsize"), 2**32 - 1)
+    except ValueError as e:
+        raise RuleInvalid("invalid: bsize", f"bsize: {e}") from None
+    b.payload.add(BufferSize(m))
+
+
+def _bufferlen(b: _Build, v: str | None) -> None:
+    text = _need(v, "bufferlen")
+    body, _, opt = text.partition(",")
+    if opt.strip() not in ("", "relative"):
+        raise RuleInvalid("invalid: bufferlen", f"unknown bufferlen option {opt.strip()!r}")
+    if opt.strip() == "relative":
+        raise RuleUnsupported("unsupported: bufferlen relative")
+    try:
+        m = parse_uint(body.strip(), 2**32 - 1)
+    except ValueError as e:
+        raise RuleInvalid("invalid: bufferlen", f"bufferlen: {e}") from None
+    b.payload.add(BufferSize(m))
+
+
+def _urilen(b: _Build, v: str | None) -> None:
+    text = _need(v, "urilen")
+    body, _, opt = text.partition(",")
+    opt = opt.strip().lower()
+    if opt not in ("", "norm", "raw"):
+        raise RuleInvalid("invalid: urilen", f"urilen option must be norm or raw, got {opt!r}")
+    try:
+        m = parse_uint(body.strip(), 65535)
+    except ValueError as e:
+        raise RuleInvalid("invalid: urilen", f"urilen: {e}") from None
+    b.payload.add(BufferSize(m), Buffer.HTTP_URI_RAW if opt == "raw" else Buffer.HTTP_URI)
+
+
+def _service(b: _Build, v: str | None) -> None:
+    b.services.extend(s.strip().lower() for s in _need(v, "service").split(",") if s.strip())
+
+
+def _build_handlers() -> dict[str, Handler]:
+    h: dict[str, Handler] = {
+        "msg": _msg,
+        "sid": _sid,
+        "rev": _rev,
+        "gid": _gid,
+        "classtype": _classtype,
+        "priority": _priority,
+        "metadata": _metadata,
+        "target": _target,
+        "noalert": _noalert,
+        "flow": _flow,
+        "flowbits": _flowbits,
+        "threshold": _threshold,
+        "detection_filter": _detection_filter,
+        "flags": _flags,
+        "ip_proto": _ip_proto,
+        "sameip": _sameip,
+        "content": _content,
+        "pcre": _pcre,
+        "bsize": _bsize,
+        "urilen": _urilen,
+    }
+    for name in _IGNORED:
+        h[name] = _ignored
+    for name in _CONDITIONS:
+        h[name] = _condition(name)
+    for name in (
+        "nocase",
+        "offset",
+        "depth",
+        "distance",
+        "within",
+        "rawbytes",
+        "fast_pattern",
+        "startswith",
+        "endswith",
+    ):
+        h[name] = _modifier(name)
+    for name, buf in STICKY.items():
+        h[name] = _sticky(buf)
+    for name, buf in MODIFIERS.items():
+        h[name] = _legacy(name, buf)
+    for name in TRANSFORMS:
+        h[name] = _transform(name)
+    for name in ("byte_test", "byte_jump", "byte_extract", "byte_math", "isdataat"):
+        h[name] = _byte_keyword(name)
+    return h
+
+
+HANDLERS: Final = _build_handlers()
+
+# Snort 3 keywords that differ from Suricata's (or do not exist there).
+SNORT3_HANDLERS: Final[dict[str, Handler]] = {
+    **HANDLERS,
+    "service": _service,
+    "bufferlen": _bufferlen,
+    "file_data": _snort3_sticky(Buffer.FILE_DATA),
+    "pkt_data": _snort3_sticky(Buffer.PAYLOAD),
+    "raw_data": _snort3_sticky(Buffer.PAYLOAD),
+    "http_version": _snort3_sticky(Buffer.HTTP_PROTOCOL),
+}
+
+
+def compile_rule(raw: RawRule, ctx: CompileContext, snort3: bool | None = None) -> SignatureRule:
+    """Compile one raw rule; raise RuleInvalid or RuleUnsupported when it cannot load."""
+    is_snort3 = ctx.snort3 if snort3 is None else snort3
+    action = ACTIONS.get(raw.action)
+    if action is None:
+        raise RuleUnsupported(f"unsupported action '{raw.action}'")
+    proto = PROTOCOLS.get(raw.proto)
+    if proto is None:
+        if raw.proto in UNSUPPORTED_PROTOCOLS:
+            raise RuleUnsupported(f"unsupported protocol '{raw.proto}'")
+        raise RuleInvalid("invalid: protocol", f"unknown protocol {raw.proto!r}")
+    if raw.direction == "=>":
+        raise RuleUnsupported("unsupported direction '=>'")
+    src = ctx.addresses(raw.src)
+    dst = ctx.addresses(raw.dst)
+    sport = ctx.ports(raw.sport)
+    dport = ctx.ports(raw.dport)
+
+    b = _Build(raw, ctx, is_snort3)
+    handlers = SNORT3_HANDLERS if is_snort3 else HANDLERS
+    for opt in raw.options:
+        handler = handlers.get(opt.name)
+        if handler is None:
+            raise RuleUnsupported(f"unsupported keyword '{opt.name}'")
+        handler(b, opt.value)
+    if not b.sid:
+        raise RuleInvalid("invalid: no sid", "the rule has no sid")
+    buffers = b.payload.finish()
+    _check_variables(buffers)
+
+    app = proto.app
+    needed = {bm.buffer.app for bm in buffers if bm.buffer.app}
+    if len(needed) > 1:
+        raise RuleInvalid("invalid: buffers of several protocols", f"buffers of {sorted(needed)} in one rule")
+    if needed:
+        need = AppProto(needed.pop())
+        if app is not AppProto.NONE and app is not need:
+            raise RuleInvalid(
+                "invalid: buffer does not fit protocol", f"{need.value} buffers in an {raw.proto} rule"
+            )
+        app = need
+    if b.services:
+        apps = {SERVICES[s] for s in b.services if s in SERVICES}
+        if app is AppProto.NONE and len(apps) == 1 and len(b.services) == 1:
+            app = apps.pop()
+        elif app is not AppProto.NONE and app not in apps:
+            raise RuleUnsupported(
+                "unsupported: service", f"{app.value} buffers with service:{','.join(b.services)}"
+            )
+    if app is AppProto.HTTP and proto.proto not in (None, PROTO_TCP):
+        raise RuleInvalid("invalid: buffer does not fit protocol", f"http buffers in an {raw.proto} rule")
+    if app is AppProto.TLS and proto.proto not in (None, PROTO_TCP):
+        raise RuleInvalid("invalid: buffer does not fit protocol", f"tls buffers in an {raw.proto} rule")
+    if app is AppProto.DNS and proto.proto not in (None, PROTO_TCP, PROTO_UDP):
+        raise RuleInvalid("invalid: buffer does not fit protocol", f"dns buffers in an {raw.proto} rule")
+    _check_direction(b.flow, buffers)
+
+    if b.flags is not None and proto.proto not in (None, PROTO_TCP):
+        raise RuleInvalid("invalid: flags need tcp", f"flags in an {raw.proto} rule")
+    ip_proto = proto.proto
+    if app is AppProto.HTTP or app is AppProto.TLS:
+        ip_proto = PROTO_TCP
+    stream = proto.stream if b.flow.stream == STREAM_ANY else b.flow.stream
+    flow = (
+        b.flow
+        if stream == b.flow.stream
+        else FlowMatch(b.flow.to_server, b.flow.established, stream, b.flow.frag)
+    )
+
+    header = Header(
+        proto=ip_proto,
+        app=app,
+        src=src,
+        sport=sport,
+        dst=dst,
+        dport=dport,
+        bidirectional=raw.direction == "<>",
+        flags=b.flags,
+        conditions=tuple(b.conditions),
+        sameip=b.sameip,
+        alt_proto=proto.alt if ip_proto == proto.proto else None,
+        ip_version=proto.ip_version,
+    )
+    ct = ctx.classtypes.get(b.classtype)
+    priority = b.priority if b.priority is not None else (ct.priority if ct is not None else 3)
+    rule = SignatureRule(
+        sid=b.sid,
+        msg=b.msg,
+        action=action,
+        header=header,
+        origin=Origin(ctx.file, raw.line),
+        rev=b.rev,
+        gid=b.gid,
+        classtype=(ct.description if ct is not None else ""),
+        priority=priority,
+        flow=flow,
+        buffers=buffers,
+        metadata=b.metadata,
+        flowbits=tuple(b.flowbits),
+        threshold=b.threshold,
+        detection_filter=b.detection_filter,
+        noalert=b.noalert,
+        target=b.target,
+    )
+    return replace(rule, kind=classify(rule, b.flow_given, ctx.variables))
+
+
+# Fields of each match that may name a byte_extract/byte_math variable.
+_VAR_FIELDS: Final[dict[type, tuple[str, ...]]] = {
+    Content: ("offset", "depth", "distance", "within"),
+    ByteTest: ("nbytes", "value", "offset"),
+    ByteJump: ("nbytes", "offset", "post_offset"),
+    ByteMath: ("nbytes", "rvalue"),
+    IsDataAt: ("offset",),
+}
+
+
+def _check_variables(buffers: tuple[BufferMatch, ...]) -> None:
+    """Every variable is set (byte_extract / byte_math result) before it is used, in one buffer."""
+    for bm in buffers:
+        defined: set[str] = set()
+        for m in bm.matches:
+            for name in _VAR_FIELDS.get(type(m), ()):
+                value = getattr(m, name)
+                if isinstance(value, str) and value not in defined:
+                    raise RuleInvalid(
+                        "invalid: undefined byte variable",
+                        f"variable {value!r} is used before a byte_extract in {bm.buffer.value} sets it",
+                    )
+            if isinstance(m, ByteExtract):
+                defined.add(m.name)
+            elif isinstance(m, ByteMath):
+                defined.add(m.result)
+
+
+def _check_direction(flow: FlowMatch, buffers: tuple[BufferMatch, ...]) -> None:
+    """Suricata inspects one direction per rule: buffers and flow: must agree."""
+    sides = {bm.buffer.side for bm in buffers}
+    if TO_SERVER_SIDE in sides and TO_CLIENT_SIDE in sides:
+        raise RuleInvalid(
+            "invalid: buffers of both directions",
+            "request and response buffers in one rule (Suricata inspects one direction per rule)",
+        )
+    if flow.to_server is True and TO_CLIENT_SIDE in sides:
+        raise RuleInvalid("invalid: buffer direction", "response buffers in a to_server rule")
+    if flow.to_server is False and TO_SERVER_SIDE in sides:
+        raise RuleInvalid("invalid: buffer direction", "request buffers in a to_client rule")
+
+
+def _negated(text: str, variables: Mapping[str, str], depth: int = 0) -> bool:
+    """Does an address expression contain a negation once its variables are expanded?"""
+    if "!" in text:
+        return True
+    if depth > 16:
+        return False
+    for name in re.findall(r"\$([A-Za-z0-9_]+)", text):
+        value = variables.get(name)
+        if value is not None and _negated(value, variables, depth + 1):
+            return True
+    return False
+
+
+def classify(rule: SignatureRule, flow_given: bool, variables: Mapping[str, str]) -> str:
+    """Suricata's signature type (SignatureIsIPOnly / SignatureSetType in detect-engine-build.c)."""
+    h = rule.header
+    payload = any(bm.buffer is Buffer.PAYLOAD for bm in rule.buffers)
+    app_buffers = any(bm.buffer is not Buffer.PAYLOAD for bm in rule.buffers)
+    if app_buffers:
+        return KIND_APP_TX
+    match_keywords = h.flags is not None or bool(h.conditions) or h.sameip is not None
+    if payload:
+        if h.proto not in (None, PROTO_TCP) or rule.flow.stream == STREAM_NONE or match_keywords:
+            return KIND_PKT
+        return KIND_STREAM
+    if h.app is not AppProto.NONE:
+        return KIND_PKT if (match_keywords or flow_given) else KIND_APPLAYER
+    if match_keywords or flow_given or any(fb.cmd != "set" for fb in rule.flowbits):
+        return KIND_PKT
+    if _negated(h.src.text, variables) or _negated(h.dst.text, variables):
+        return KIND_LIKE_IPONLY
+    return KIND_IPONLY
