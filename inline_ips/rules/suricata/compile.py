@@ -275,6 +275,8 @@ class _Build:
         self.noalert = False
         self.target = ""
         self.services: list[str] = []
+        self.last_match = ""  # the latest keyword that adds a match (what prefilter applies to)
+        self.prefilter = False
 
 
 Handler = Callable[[_Build, str | None], None]
@@ -686,6 +688,49 @@ def _service(b: _Build, v: str | None) -> None:
     b.services.extend(s.strip().lower() for s in _need(v, "service").split(",") if s.strip())
 
 
+# Keywords Suricata can run as a prefilter (SupportsPrefilter in their detect-*.c).
+_PREFILTERABLE: Final = frozenset(
+    {
+        "itype",
+        "icode",
+        "icmp_id",
+        "icmp_seq",
+        "ttl",
+        "id",
+        "dsize",
+        "flags",
+        "ack",
+        "seq",
+        "window",
+        "flow",
+        "flowbits",
+        "tos",
+        "fragbits",
+        "ip_proto",
+    }
+)
+# Options that do not add a match of their own (prefilter looks past them to the match).
+_MODIFIER_NAMES: Final = frozenset(
+    {"nocase", "offset", "depth", "distance", "within", "rawbytes", "fast_pattern", "startswith", "endswith"}
+)
+
+
+def _prefilter(b: _Build, v: str | None) -> None:
+    """Suricata's ``prefilter``: which check runs first; it never changes what matches."""
+    if v is not None and v.strip():
+        raise RuleInvalid("invalid: prefilter", "'prefilter' takes no value")
+    if b.prefilter:
+        raise RuleInvalid("invalid: prefilter", "'prefilter' given twice")
+    b.prefilter = True
+    prev = b.last_match
+    if not prev:
+        raise RuleInvalid("invalid: prefilter", "'prefilter' needs a keyword before it")
+    if prev == "content":
+        b.payload.prefilter_content()
+    elif prev not in _PREFILTERABLE:
+        raise RuleInvalid("invalid: prefilter", f"'{prev}' cannot be a prefilter")
+
+
 def _build_handlers() -> dict[str, Handler]:
     h: dict[str, Handler] = {
         "msg": _msg,
@@ -708,6 +753,7 @@ def _build_handlers() -> dict[str, Handler]:
         "pcre": _pcre,
         "bsize": _bsize,
         "urilen": _urilen,
+        "prefilter": _prefilter,
     }
     for name in _IGNORED:
         h[name] = _ignored
@@ -737,6 +783,23 @@ def _build_handlers() -> dict[str, Handler]:
 
 
 HANDLERS: Final = _build_handlers()
+# Handlers of options that describe the rule and add no match.
+_NO_MATCH: Final = frozenset(
+    {
+        _msg,
+        _sid,
+        _rev,
+        _gid,
+        _classtype,
+        _priority,
+        _metadata,
+        _target,
+        _noalert,
+        _ignored,
+        _threshold,
+        _detection_filter,
+    }
+)
 
 # Snort 3 keywords that differ from Suricata's (or do not exist there).
 SNORT3_HANDLERS: Final[dict[str, Handler]] = {
@@ -775,6 +838,8 @@ def compile_rule(raw: RawRule, ctx: CompileContext, snort3: bool | None = None) 
         if handler is None:
             raise RuleUnsupported(f"unsupported keyword '{opt.name}'")
         handler(b, opt.value)
+        if opt.name != "prefilter" and opt.name not in _MODIFIER_NAMES and handler not in _NO_MATCH:
+            b.last_match = opt.name
     if not b.sid:
         raise RuleInvalid("invalid: no sid", "the rule has no sid")
     buffers = b.payload.finish()

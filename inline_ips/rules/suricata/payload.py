@@ -288,6 +288,22 @@ class PayloadBuilder:
             raise RuleInvalid("invalid: fast_pattern value", f"bad fast_pattern chop {value!r}")
         draft.fp_chop = chop
 
+    def prefilter_content(self) -> None:
+        """``content:...; prefilter;``: the content becomes the fast pattern."""
+        draft = self._need_content("prefilter")
+        if draft.negated and (
+            draft.offset is not None
+            or draft.depth is not None
+            or draft.distance is not None
+            or draft.within is not None
+        ):
+            raise RuleInvalid(
+                "invalid: prefilter",
+                "a negated content with offset, depth, distance or within cannot prefilter",
+            )
+        if not draft.fast_pattern:
+            self._fast_pattern(draft, None)
+
     def legacy_modifier(self, name: str, buf: Buffer) -> None:
         """``content:"x"; http_uri;``: move the latest content into ``buf``."""
         if self._last is None:
