@@ -67,18 +67,25 @@ class _Scanner:
         flags: list[int] = []
         for (pat, nocase), idxs in by_literal.items():
             self.groups.append(tuple(idxs))
-            exprs.append(pat)
+            exprs.append(_escape(pat))
             flags.append(hyperscan.HS_FLAG_SINGLEMATCH | (hyperscan.HS_FLAG_CASELESS if nocase else 0))
         self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self.db.compile(
-            expressions=exprs,
-            ids=list(range(len(exprs))),
-            elements=len(exprs),
-            flags=flags,
-            literal=True,
-        )
+        self.db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
         self.scratch = hyperscan.Scratch(self.db)
         self.db.scratch = self.scratch
+
+
+def _escape(literal: bytes) -> bytes:
+    """A literal as a Hyperscan expression: every byte as \\xHH.
+
+    The Python binding's literal mode measures patterns with strlen, so a
+    literal holding a NUL byte (common in rules: ``|00|``) would be cut;
+    escaped expressions compile to the same literal matcher.
+    """
+    return b"".join(_HEX[c] for c in literal)
+
+
+_HEX = [b"\\x%02x" % c for c in range(256)]
 
 
 class Prefilter:

@@ -259,18 +259,30 @@ class SignatureEngine:
         self._iponly = IpOnlyIndex(
             (c.idx, c.rule.header.src, c.rule.header.dst, c.rule.header.bidirectional) for c in iponly
         )
-        # Packet rules: one prefilter over the payload; the rest always candidates for their protocol.
+        # Packet rules: one prefilter over the payload; the rest always candidates for their
+        # protocol and, when they name a few destination ports, only for those (Suricata's port groups).
         self.prefilter = Prefilter([c.rule for c in packet], [c.idx for c in packet])
-        plain: dict[int | None, list[int]] = {}
+        general: dict[int, list[int]] = {}  # protocol (-1: any) -> rules for every port
+        by_port: dict[tuple[int, int], list[int]] = {}  # (protocol, dst port) -> rules
         for idx in self.prefilter.unfiltered:
-            plain.setdefault(self.rules[idx].header.proto, []).append(idx)
-        any_proto = plain.pop(None, [])
+            h = self.rules[idx].header
+            protos = [-1] if h.proto is None else [h.proto]
+            if h.alt_proto is not None:
+                protos.append(h.alt_proto)
+            ports = _few_ports(h.dport.ports.starts, h.dport.ports.ends) if not h.bidirectional else None
+            for proto in protos:
+                if ports is None or proto == -1:
+                    general.setdefault(proto, []).append(idx)
+                else:
+                    for port in ports:
+                        by_port.setdefault((proto, port), []).append(idx)
+        any_proto = general.pop(-1, [])
         self._unfiltered_any = tuple(any_proto)
-        self._unfiltered = {p: tuple(sorted(v + any_proto)) for p, v in plain.items() if p is not None}
-        for c in packet:
-            alt = c.rule.header.alt_proto
-            if alt is not None and c.idx in self.prefilter.unfiltered:
-                self._unfiltered[alt] = tuple(sorted({*self._unfiltered.get(alt, tuple(any_proto)), c.idx}))
+        self._unfiltered = {p: tuple(v + any_proto) for p, v in general.items()}
+        self._unfiltered_port = {
+            k: tuple(v + list(self._unfiltered.get(k[0], self._unfiltered_any))) for k, v in by_port.items()
+        }
+        self._port_protos = frozenset(p for p, _ in by_port)
         # Transaction rules: per application protocol, a prefilter over its buffers.
         self._tx: dict[str, tuple[Prefilter, tuple[int, ...], tuple[BufferKey, ...]]] = {}
         for app in ("http", "dns", "tls"):
@@ -300,6 +312,8 @@ class SignatureEngine:
 
     def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
         candidates: Iterable[int] = self._unfiltered.get(pkt.proto, self._unfiltered_any)
+        if pkt.proto in self._port_protos:
+            candidates = self._unfiltered_port.get((pkt.proto, pkt.dport), candidates)
         if insp.stream:
             found = set(candidates)
             # The stream window contains the packet payload, so one scan of it also
@@ -403,6 +417,14 @@ class SignatureEngine:
         if again is None:
             return None
         return [(prefix + pos, new) for pos, new in again]
+
+
+def _few_ports(starts: tuple[int, ...], ends: tuple[int, ...], limit: int = 64) -> list[int] | None:
+    """The ports of a small port set, or None when it is large (``any``, ranges)."""
+    total = sum(e - s + 1 for s, e in zip(starts, ends, strict=True))
+    if total > limit:
+        return None
+    return [p for s, e in zip(starts, ends, strict=True) for p in range(s, e + 1)]
 
 
 def _bits_hold(reads: tuple[Flowbit, ...], flow: Flow) -> bool:

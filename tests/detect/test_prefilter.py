@@ -164,3 +164,15 @@ def test_ten_thousand_literals() -> None:
     out = set()
     pf.scan(Buffer.PAYLOAD, b"marker-0424-end", out)
     assert out == set()
+
+
+def test_literals_with_nul_bytes() -> None:
+    """Rules often carry |00| bytes; the Hyperscan binding's literal mode would cut them at the NUL."""
+    rules = [rule(1, payload(Content(b"\x00\x01SMB"))), rule(2, payload(Content(b"a\x00b", nocase=True)))]
+    pf = Prefilter(rules)
+    out: set[int] = set()
+    pf.scan(Buffer.PAYLOAD, b"xx\x00\x01SMB..A\x00B", out)
+    assert out == {0, 1}
+    out = set()
+    pf.scan(Buffer.PAYLOAD, b"SMB ab \x01SMB", out)
+    assert out == set()
