@@ -25,8 +25,13 @@ and a short, countable reason. Proofs used:
 * multiline ``^`` becomes RE2's ``(?m:^)`` when what follows cannot match empty at the
   end of the input (RE2, unlike PCRE, also matches after a newline that ends the input).
 
-``{,n}`` follows PCRE2 10.43 and later (``{0,n}``); older PCRE2 read it as literal text.
-Flag ``Q`` selects ``file.data``, which is what Suricata 6 and later map it to.
+Counts above RE2's limit of 1000 (``{1075,}``, or ``(?:.{1,1000}x){5,}`` whose nested
+counts multiply past it) are split into consecutive counted pieces with the same matches.
+Like Suricata (``PCRE2_NO_AUTO_CAPTURE``), plain groups capture only when ``pkt:``/``flow:``
+capture names follow the pattern; named groups always capture. ``{,n}`` follows PCRE2 10.43
+and later (``{0,n}``); older PCRE2 read it as literal text. Flag ``Q`` selects
+``file.data``, which is what Suricata 6 and later map it to; ``O`` (match limits) and ``B``
+(Snort's rawbytes) are accepted and change nothing here.
 
 This module does not run matches, does not negate (``PcreSpec.negated`` is for the
 caller), and does not check keyword order (``R`` needing a previous match); rule-level
@@ -45,7 +50,7 @@ import re2
 
 MAX_RE2_MEMORY = 8 << 20  # per compiled regex, the same budget as yaml_loader.compile_regex
 MAX_PATTERN = 32 << 10  # Suricata's whole rule is at most 8 KiB; bound hostile rule files anyway
-MAX_NESTING = 250  # PCRE2's default parentheses nesting limit
+MAX_NESTING = 64  # below PCRE2's 250, to bound recursion; rules in the corpus nest at most 9 deep
 MAX_QUANTIFIER = 65535  # PCRE2's limit for the numbers in {n,m}
 
 BUFFER_FLAGS = {
@@ -115,7 +120,7 @@ def parse_pcre(value: str) -> PcreSpec:
         raise ValueError(f"pcre {value!r}: empty value")
     text, captures = _split_captures(text)
     if not text.startswith("/"):
-        hint = " (negation goes before the quote: !\"/.../\")" if text.startswith("!") else ""
+        hint = ' (negation goes before the quote: !"/.../")' if text.startswith("!") else ""
         raise ValueError(f"pcre {value!r}: the pattern must start with '/'{hint}")
     close = _closing_slash(text)
     if close < 0:
@@ -258,6 +263,12 @@ _SIMPLE_ESCAPES = {"a": 0x07, "e": 0x1B, "f": 0x0C, "n": 0x0A, "r": 0x0D, "t": 0
 _EXT_SPACE = frozenset(b" \t\n\x0b\x0c\r")
 _NOOP_START = frozenset(
     (b"NO_AUTO_POSSESS", b"NO_START_OPT", b"NO_DOTSTAR_ANCHOR", b"NO_JIT", b"LF", b"BSR_UNICODE")
+)
+_LOOKAHEAD_VERBS = frozenset(
+    b"pla positive_lookahead nla negative_lookahead napla non_atomic_positive_lookahead".split()
+)
+_LOOKBEHIND_VERBS = frozenset(
+    b"plb positive_lookbehind nlb negative_lookbehind naplb non_atomic_positive_lookbehind".split()
 )
 _LIMIT_START = frozenset((b"LIMIT_MATCH", b"LIMIT_DEPTH", b"LIMIT_HEAP", b"LIMIT_RECURSION"))
 _OTHER_START = frozenset(
@@ -634,7 +645,7 @@ class _Parser:
 
     def group_body(self, kind: str, name: str | None = None) -> _Group:
         if self.depth >= MAX_NESTING:
-            raise self.error("parentheses are too deeply nested")
+            raise PcreUnsupported("pcre: nesting too deep", f"more than {MAX_NESTING} levels of parentheses")
         self.depth += 1
         saved = self.f
         body = self.alternation()
@@ -687,13 +698,9 @@ class _Parser:
         end = s.find(b")", self.i)
         colon = s.find(b":", self.i)
         name = s[self.i + 1 : colon if 0 < colon < end else end].lower() if end > 0 else b""
-        if name in (b"pla", b"positive_lookahead", b"nla", b"negative_lookahead", b"napla"):
+        if name in _LOOKAHEAD_VERBS:
             raise PcreUnsupported("pcre: lookahead")
-        if name in (b"non_atomic_positive_lookahead",):
-            raise PcreUnsupported("pcre: lookahead")
-        if name in (b"plb", b"positive_lookbehind", b"nlb", b"negative_lookbehind", b"naplb"):
-            raise PcreUnsupported("pcre: lookbehind")
-        if name in (b"non_atomic_positive_lookbehind",):
+        if name in _LOOKBEHIND_VERBS:
             raise PcreUnsupported("pcre: lookbehind")
         if name == b"atomic" and 0 < colon < end:
             self.i = colon + 1
@@ -1178,7 +1185,7 @@ def _emit_repeat(n: _Repeat, fol: _Follow) -> _Out:
     if _has_capture(n.body):
         raise PcreUnsupported("pcre: repetition too large", "splitting it would copy a capture group")
     if len(pieces) * len(atom) > MAX_EXPANSION:
-        raise PcreUnsupported("pcre: repetition too large", f"{{{n.lo},{n.hi}}} of a long group")
+        raise PcreUnsupported("pcre: repetition too large", f"{_quant(n.lo, n.hi, False)} of a long group")
     return _Out("".join(pieces), cap * body.weight)
 
 
