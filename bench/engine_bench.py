@@ -8,6 +8,8 @@ all timed over the very same packets in the same process, are:
 * ``Engine(rules).process(raw, ts)`` with the default ``rules.yaml``;
 * the same with 10 and with 10,000 synthetic content signatures added (the
   prefilter claim: 10,000 literals cost little more than 10);
+* the same with every loadable rule of Emerging Threats Open added, when the
+  corpus is beside the project (``--et DIR``; ``--no-et`` leaves it out);
 * ``inline_ips.decode.decode(raw, ts)`` alone;
 * ``scapy.layers.inet.IP(raw)``, the dissection most tutorials do per packet
   (the baseline the README compares against).
@@ -74,6 +76,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from inline_ips.decode import decode
 from inline_ips.engine import Engine
+from inline_ips.rules.loader import load_rule_files
 from inline_ips.rules.model import RuleSet
 from inline_ips.rules.yaml_loader import load_rules_text
 
@@ -105,6 +108,14 @@ KIND_LABELS: dict[str, str] = {
 }
 
 NAME_DEFAULT = "engine, default rules"
+NAME_ET = "engine, default + ET Open (loadable rules)"
+# Emerging Threats Open in the third-party corpus beside the project, when it is there.
+CORPUS_RULESETS = ROOT.parent / "shared" / "corpus" / "rulesets"
+
+
+def default_et_dir() -> Path | None:
+    found = sorted(CORPUS_RULESETS.glob("et-open-suricata5-*")) if CORPUS_RULESETS.is_dir() else []
+    return found[0] if found else None
 NAME_DECODE = "decode only"
 NAME_SCAPY = "Scapy dissection"
 
@@ -547,6 +558,13 @@ def load_ruleset(rules_path: Path, extra: int, seed: int) -> tuple[RuleSet, floa
     return ruleset, time.perf_counter() - start
 
 
+def load_et(rules_path: Path, et_dir: Path) -> tuple[RuleSet, float]:
+    """The default rules plus every loadable rule of the ET Open files in ``et_dir``, and the load time."""
+    start = time.perf_counter()
+    report = load_rule_files([rules_path, *sorted(et_dir.glob("*.rules"))])
+    return report.ruleset, time.perf_counter() - start
+
+
 # -- measuring -------------------------------------------------------------------
 
 
@@ -756,7 +774,7 @@ def _table_rows(rows: Sequence[Row]) -> list[list[str]]:
 
 HEADERS = ["configuration", "µs/packet", "packets/s", "time ÷ Scapy", "time ÷ default rules", "spread",
            "alerts"]
-RULE_HEADERS = ["configuration", "signatures", "rate rules", "Hyperscan literals", "YAML load ms",
+RULE_HEADERS = ["configuration", "signatures", "rate rules", "Hyperscan literals", "rules load ms",
                 "engine build ms"]
 MIX_HEADERS = ["traffic", "packets", "flows", "IP bytes", "mean IP bytes/packet"]
 PROFILE_HEADERS = ["function", "calls", "tottime ms", "cumtime ms", "share of profiled time"]
@@ -864,7 +882,7 @@ class Report:
             "",
             _md_table(RULE_HEADERS, _rule_rows(self.rules)),
             "",
-            "YAML load: parsing and validating the rule text into a rule set (once). Engine build:",
+            "Rules load: parsing and validating the rule text into a rule set (once). Engine build:",
             "`Engine(ruleset)`, which compiles the Hyperscan databases (fastest of the repetitions).",
             "",
             "## Packet mix",
@@ -935,10 +953,22 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
     factories: dict[str, _EngineFactory] = {}
     loads: dict[str, tuple[int, int, float]] = {}
     checks: dict[str, EngineCheck] = {}
-    for name, extra in ((NAME_DEFAULT, 0), (name_with(FEW_SIGNATURES), FEW_SIGNATURES),
-                        (name_with(args.signatures), args.signatures)):
+    def synthetic(extra: int) -> Callable[[], tuple[RuleSet, float]]:
+        return lambda: load_ruleset(args.rules, extra, args.seed)
+
+    sets: list[tuple[str, Callable[[], tuple[RuleSet, float]]]] = [
+        (name, synthetic(extra))
+        for name, extra in ((NAME_DEFAULT, 0), (name_with(FEW_SIGNATURES), FEW_SIGNATURES),
+                            (name_with(args.signatures), args.signatures))
+    ]
+    et_dir = None if args.no_et else (args.et or default_et_dir())
+    if et_dir is not None:
+        sets.append((NAME_ET, lambda: load_et(args.rules, et_dir)))
+    else:
+        say("ET Open not found (--et DIR): its row is left out")
+    for name, load in sets:
         say(f"{name}: loading rules, checking alerts ...")
-        ruleset, load_s = load_ruleset(args.rules, extra, args.seed)
+        ruleset, load_s = load()
         loads[name] = (len(ruleset.signatures), len(ruleset.rates), load_s)
         checks[name] = check_engine(ruleset, packets)
         factories[name] = _EngineFactory(ruleset)
@@ -1005,6 +1035,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                    help=f"synthetic signatures in the large rule set (default {DEFAULT_SIGNATURES})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the packet mix and the rules")
     p.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="the default rules (rules.yaml)")
+    p.add_argument("--et", type=Path, metavar="DIR",
+                   help="an Emerging Threats Open directory of .rules files (default: the corpus' copy)")
+    p.add_argument("--no-et", action="store_true", help="leave the ET Open configuration out")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the results as Markdown")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="N",

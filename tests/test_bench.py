@@ -25,7 +25,7 @@ NAMES = (
     engine_bench.NAME_DECODE,
     engine_bench.NAME_SCAPY,
 )
-ARGS = ["--packets", "500", "--repeat", "1", "--signatures", str(SIGNATURES), "--quiet"]
+ARGS = ["--packets", "500", "--repeat", "1", "--signatures", str(SIGNATURES), "--quiet", "--no-et"]
 
 
 def test_table_names_every_configuration_with_positive_figures(
@@ -56,3 +56,17 @@ def test_json_output_and_no_alert_on_the_benign_mix(capsys: pytest.CaptureFixtur
         assert r["us_per_packet"] > 0
         assert r["packets_per_second"] > 0
     assert doc["checks"][engine_bench.NAME_DEFAULT]["alerts"] == 0
+
+
+@pytest.mark.corpus
+def test_et_open_configuration(capsys: pytest.CaptureFixture[str]) -> None:
+    """With the corpus beside the project, the whole loadable ET Open set gets a row of its own."""
+    et = engine_bench.default_et_dir()
+    if et is None:
+        pytest.skip("ET Open is not in ../shared/corpus/rulesets")
+    args = [a for a in ARGS if a != "--no-et"]
+    assert engine_bench.main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in doc["results"]] == [*NAMES[:3], engine_bench.NAME_ET, *NAMES[3:]]
+    rules = {r["name"]: r for r in doc["rules"]}
+    assert rules[engine_bench.NAME_ET]["signatures"] > 20_000
