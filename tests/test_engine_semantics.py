@@ -300,6 +300,8 @@ def test_dns_query_rule_sees_queries_only() -> None:
     )
     assert sids(eng.process(bytes(q), 1.0)) == [1]
     assert sids(eng.process(bytes(a), 1.1)) == []
+    # Every query is a transaction of its own, also on the same flow (same ports).
+    assert sids(eng.process(bytes(q), 1.2)) == [1]
 
 
 # ---- TCP state as Suricata tags packets ---------------------------------------------------------

@@ -72,6 +72,11 @@ class Hit:
     record: object = None  # the application record (for output)
 
 
+# Per flow, (transaction, direction, sid) already alerted: pruned past this many entries.
+_MAX_TX_ALERTED = 4096
+_TX_ALERTED_KEEP = 32
+
+
 def rule_order_key(rule: SignatureRule) -> tuple[int, int, int, int]:
     """Suricata's signature order (detect-engine-sigorder.c)."""
     act = 0 if rule.action.passes else _ACTION_CLASS.get(rule.action.action, 3)
@@ -349,21 +354,29 @@ class SignatureEngine:
         ordered = sorted((comp[i] for i in candidates), key=lambda c: c.order)
         out: list[Hit] = []
         side = TO_SERVER_SIDE if to_server else TO_CLIENT_SIDE
-        done = flow.tx_alerted if app else None
+        # A record with a transaction number (HTTP, TLS) alerts once per rule; one
+        # without (a DNS message) is its own transaction and is judged once anyway.
+        once = bool(app) and insp.tx >= 0
+        done = flow.tx_alerted if once else None
         for c in ordered:
-            if app:
-                if c.side not in (EITHER_SIDE, side):
-                    continue
-                if done is not None and (insp.tx, side, c.idx) in done:
-                    continue
+            if app and c.side not in (EITHER_SIDE, side):
+                continue
+            if done is not None and (insp.tx, side, c.rule.sid) in done:
+                continue
             hit = self._check(c, pkt, flow, to_server, insp)
             if hit is None:
                 continue
             _write_bits(c, flow)
+            if once:
+                if done is None:
+                    done = flow.tx_alerted = set()
+                elif len(done) >= _MAX_TX_ALERTED:
+                    # Transactions this far behind are finished: forget them (bounded memory).
+                    oldest = insp.tx - _TX_ALERTED_KEEP
+                    done.difference_update([k for k in done if k[0] < oldest])
+                # Keyed by sid, not rule index: a reload renumbers rules, a flow keeps its record.
+                done.add((insp.tx, side, c.rule.sid))
             if app:
-                if flow.tx_alerted is None:
-                    flow.tx_alerted = done = set()
-                flow.tx_alerted.add((insp.tx, side, c.idx))
                 hit.tx = insp.tx
                 hit.record = insp.record
             out.append(hit)
