@@ -8,6 +8,14 @@ whose checksum does not verify (when checks are on), so a forged segment with
 a bad checksum, which the receiving host would also drop, cannot feed
 reassembly or the application parsers.
 
+Only a complete segment is judged: one whose datagram is all there (its IP
+length equals the bytes held), that is not a fragment (the checksum covers the
+whole datagram; the reassembled one is judged instead), and whose TCP header
+decoded. A bad TCP option does not exempt a segment. Anything else verifies
+as True, since a checksum over missing bytes says nothing. The IPv6
+pseudo-header uses the header's destination, as Suricata does, even when a
+routing header names another final destination.
+
 Does not: verify IPv4 header, UDP or ICMP checksums (Suricata does not on its
 normal path either), or decide what to do about a bad one (the engine does).
 Inline, checksums are not checked by default: the kernel hands NFQUEUE
@@ -16,15 +24,21 @@ segments whose checksum the NIC has yet to fill in.
 
 from __future__ import annotations
 
-from inline_ips.packet import PROTO_TCP, Packet
+from inline_ips.packet import FRAG_PIECE, PROTO_TCP, Packet
 
 
 def tcp_checksum_ok(pkt: Packet) -> bool:
     """True when ``pkt`` is not a complete TCP segment, or its checksum verifies."""
-    if pkt.proto != PROTO_TCP or pkt.payload_offset == 0 or pkt.error is not None:
-        return True
     raw = pkt.raw
-    seg = raw[pkt.l4_offset : pkt.ip_len] if pkt.ip_len <= len(raw) else raw[pkt.l4_offset :]
+    if (
+        pkt.proto != PROTO_TCP
+        or pkt.payload_offset == 0
+        or pkt.frag == FRAG_PIECE
+        or pkt.ip_len != len(raw)
+        or pkt.ip_version not in (4, 6)
+    ):
+        return True
+    seg = raw[pkt.l4_offset :]
     n = len(seg)
     if pkt.ip_version == 4:
         pseudo = raw[12:20] + bytes((0, PROTO_TCP)) + n.to_bytes(2, "big")

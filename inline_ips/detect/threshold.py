@@ -14,10 +14,23 @@ Suricata's (detect-engine-threshold.c):
 ``limit`` alerts for the first ``count`` matches of a window; ``threshold``
 alerts on every ``count``-th; ``both`` alerts once, at the ``count``-th;
 ``detection_filter`` alerts on every match after the first ``count``, and with
-``unique_on`` counts distinct source or destination ports instead. Entries
-are capped (least recently used evicted, counted) so a spoofed flood cannot
-grow them without bound; ``by_flow`` entries live in the flow. Time is the
-packet's timestamp. This module does not decide what the action is.
+``unique_on`` counts distinct source or destination ports instead: a port
+already seen in the window does not count again, but once more than
+``count`` distinct ports were seen every match of the window alerts, as every
+match past the count does without ``unique_on`` (so an entry keeps at most
+``count`` + 1 ports). Entries are capped (least recently used evicted,
+counted) so a spoofed flood cannot grow them without bound; ``by_flow``
+entries live in the flow. This module does not decide what the action is.
+
+Time is the packet's timestamp, compared in whole microseconds as Suricata
+7/8 do (``SCTIME_CMP_LTE``): a match at exactly ``start + seconds`` is still in
+the window, one microsecond later is not, and a match stamped before the
+window's start (out-of-order packets) counts in it. Suricata 6 used whole
+seconds and ``<``; this follows 7.x and 8.x (detect-engine-threshold.c
+``ThresholdHandlePacket`` / ``ThresholdSetup`` + ``ThresholdCheckUpdate``),
+which agree on every type used here. Where they differ from this module:
+Suricata keys entries by rule revision too, and when its table is full a new
+key gets no entry (no alert); here the least recently used entry is evicted.
 """
 
 from __future__ import annotations
@@ -33,13 +46,14 @@ ALERT = 1
 SILENT = 2
 
 DEFAULT_MAX_ENTRIES = 100_000
+_US = 1_000_000
 
 
 class _Entry:
     __slots__ = ("count", "new", "ports", "start")
 
     def __init__(self) -> None:
-        self.start = 0.0
+        self.start = 0  # microseconds
         self.count = 0
         self.new = True
         self.ports: set[int] | None = None
@@ -47,7 +61,8 @@ class _Entry:
 
 class Thresholds:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
+        # At least one entry: with none, no count could ever reach a threshold.
+        self.max_entries = max(1, max_entries)
         self._entries: OrderedDict[tuple[object, ...], _Entry] = OrderedDict()
         self.evicted = 0
 
@@ -59,8 +74,8 @@ class Thresholds:
         entry = self._entry(t, sid, gid, pkt, flow)
         if entry is None:
             return NO_ALERT
-        now = pkt.ts
-        if entry.new or not (entry.start <= now <= entry.start + t.seconds):
+        now = round(pkt.ts * _US)
+        if entry.new or now > entry.start + round(t.seconds * _US):
             entry.new = False
             entry.start = now
             entry.count = 0
@@ -69,10 +84,11 @@ class Thresholds:
             port = pkt.sport if t.unique_on == "src_port" else pkt.dport
             if entry.ports is None:
                 entry.ports = set()
-            if port in entry.ports:
-                return NO_ALERT  # a port seen before in this window does not count again
-            entry.ports.add(port)
-            return ALERT if len(entry.ports) > t.count else NO_ALERT
+            ports = entry.ports
+            if len(ports) <= t.count:
+                # Past the count the answer no longer changes: keep at most count + 1 ports.
+                ports.add(port)
+            return ALERT if len(ports) > t.count else NO_ALERT
         entry.count += 1
         c = entry.count
         kind = t.kind

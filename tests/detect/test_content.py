@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from inline_ips.detect.bytes import ByteExtract, ByteJump, ByteMath, ByteTest, IsDataAt
 from inline_ips.detect.content import MAX_STEPS, inspect
-from inline_ips.rules.model import Content, Match, Regex
+from inline_ips.rules.model import BufferSize, Content, Match, Regex
+from inline_ips.rules.numeric import UintMatch
 from inline_ips.rules.yaml_loader import compile_regex
 
 
@@ -165,4 +167,213 @@ def test_budget_does_not_stop_a_legitimate_late_match() -> None:
     # The match needs several hundred retries of the first content, well within the budget.
     buf = b"ab " * 500 + b"abcd"
     matches = (C(b"ab"), C(b"cd", distance=0, within=2))
+    assert inspect(buf, buf, matches) == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Suricata semantics beyond content/pcre: endswith/startswith, byte keywords and the cursor,
+# byte_extract variables in positional modifiers, pcre backtracking, the recursion limit
+# (detect-engine-content-inspection.c, and the *_NEXT flags set by detect-within.c,
+# detect-distance.c, detect-pcre.c, detect-bytetest.c and friends).
+
+
+def K(pattern: bytes, **kw: object) -> Content:  # noqa: N802 - reads like the rule keyword
+    """A content with any modifier, including variables and startswith/endswith."""
+    return Content(pattern, **kw)  # type: ignore[arg-type]
+
+
+def starts(pattern: bytes, negated: bool = False) -> Content:
+    # What the .rules loader builds for `startswith`: depth = len, offset 0.
+    return Content(pattern, negated=negated, offset=0, depth=len(pattern), startswith=True)
+
+
+def bsize(mode: str, a: int, b: int = 0) -> BufferSize:
+    return BufferSize(UintMatch(mode, a, b))
+
+
+MORE: list[tuple[str, bytes, tuple[Match, ...], bool]] = [
+    # endswith
+    ("endswith_hit", b"xxabc", (K(b"abc", endswith=True),), True),
+    ("endswith_not_at_end", b"abcxx", (K(b"abc", endswith=True),), False),
+    ("endswith_later_occurrence", b"abcxabc", (K(b"abc", endswith=True),), True),
+    ("endswith_whole_buffer", b"abc", (K(b"abc", endswith=True),), True),
+    ("endswith_buffer_too_short", b"bc", (K(b"abc", endswith=True),), False),
+    ("endswith_offset_ok", b"xxabc", (K(b"abc", endswith=True, offset=2),), True),
+    ("endswith_offset_past_start", b"xxabc", (K(b"abc", endswith=True, offset=3),), False),
+    ("endswith_depth_covers_buffer", b"xxabc", (K(b"abc", endswith=True, depth=5),), True),
+    # depth shorter than the buffer: the match cannot end it
+    ("endswith_depth_short", b"xxabcx", (K(b"abc", endswith=True, depth=5),), False),
+    ("endswith_depth_short_at_end", b"abcxxabc", (K(b"abc", endswith=True, depth=3),), False),
+    ("endswith_relative", b"abxxcd", (C(b"ab"), K(b"cd", endswith=True, distance=0)), True),
+    ("endswith_relative_within_short", b"abxxcd", (C(b"ab"), K(b"cd", endswith=True, within=3)), False),
+    ("endswith_nocase", b"xxABC", (K(b"abc", endswith=True, nocase=True),), True),
+    # negated endswith: absent from the end; Suricata looks at the first occurrence only
+    ("neg_endswith_at_end", b"xxabc", (K(b"abc", negated=True, endswith=True),), False),
+    ("neg_endswith_not_at_end", b"abcxx", (K(b"abc", negated=True, endswith=True),), True),
+    ("neg_endswith_absent", b"xxxx", (K(b"abc", negated=True, endswith=True),), True),
+    ("neg_endswith_first_occurrence_only", b"abcxabc", (K(b"abc", negated=True, endswith=True),), True),
+    ("neg_endswith_depth_short", b"abcabc", (K(b"abc", negated=True, endswith=True, depth=3),), True),
+    # startswith (offset 0, depth len) and the flag alone
+    ("startswith_hit", b"abcx", (starts(b"abc"),), True),
+    ("startswith_miss", b"xabc", (starts(b"abc"),), False),
+    ("startswith_negated", b"xabc", (starts(b"abc", negated=True),), True),
+    ("startswith_negated_hit", b"abcx", (starts(b"abc", negated=True),), False),
+    ("startswith_flag_alone", b"xabc", (K(b"abc", startswith=True),), False),
+    ("startswith_then_relative", b"GET /x", (starts(b"GET"), C(b"/", within=2)), True),
+    # bsize: the buffer length, wherever it sits in the list
+    ("bsize_eq", b"abcd", (bsize("eq", 4),), True),
+    ("bsize_eq_miss", b"abcde", (bsize("eq", 4),), False),
+    ("bsize_zero_empty", b"", (bsize("eq", 0),), True),
+    ("bsize_after_content", b"abcd", (C(b"bc"), bsize("lt", 5), C(b"d", within=1)), True),
+    ("bsize_range_exclusive", b"abcd", (bsize("range", 3, 5),), True),
+    ("bsize_range_exclusive_edge", b"abc", (bsize("range", 3, 5),), False),
+    # byte_test and isdataat test without moving the cursor
+    (
+        "byte_test_keeps_cursor",
+        b"abAx",
+        (C(b"ab"), ByteTest(1, "=", False, 0x41, 0, relative=True), C(b"A", distance=0, within=1)),
+        True,
+    ),
+    ("byte_test_fails", b"abBx", (C(b"ab"), ByteTest(1, "=", False, 0x41, 0, relative=True)), False),
+    (
+        "isdataat_keeps_cursor",
+        b"abcd",
+        (C(b"ab"), IsDataAt(2, relative=True), C(b"cd", distance=0, within=2)),
+        True,
+    ),
+    ("isdataat_relative_short", b"abc", (C(b"ab"), IsDataAt(2, relative=True)), False),
+    ("isdataat_negated_end", b"xxab", (C(b"ab"), IsDataAt(1, relative=True, negate=True)), True),
+    # a later occurrence of the content has no data after it: the negated relative isdataat retries
+    ("isdataat_negated_retries", b"ab ab", (C(b"ab"), IsDataAt(1, relative=True, negate=True)), True),
+    ("isdataat_absolute", b"abc", (IsDataAt(2), C(b"c")), True),
+    ("isdataat_absolute_miss", b"abc", (IsDataAt(3), C(b"c")), False),
+    # byte_jump moves the cursor to its target, byte_extract/byte_math past what they read
+    ("byte_jump_moves", b"\x02xxAB", (ByteJump(1, 0), C(b"AB", distance=0, within=2)), True),
+    ("byte_jump_moves_short", b"\x01xxAB", (ByteJump(1, 0), C(b"AB", distance=0, within=2)), False),
+    ("byte_jump_from_beginning", b"ABx\x00", (ByteJump(1, 3, from_beginning=True), C(b"AB", within=2)), True),
+    ("byte_jump_past_end", b"\x09x", (ByteJump(1, 0), C(b"x")), False),
+    ("byte_extract_moves", b"xx\x05AB", (ByteExtract(1, 2, "v"), C(b"AB", distance=0, within=2)), True),
+    ("byte_extract_moves_miss", b"x\x05xAB", (ByteExtract(1, 0, "v"), C(b"AB", distance=0, within=2)), False),
+    (
+        "byte_extract_relative",
+        b"hdr\x07AB",
+        (C(b"hdr"), ByteExtract(1, 0, "v", relative=True), C(b"AB", distance=0, within=2)),
+        True,
+    ),
+    ("byte_math_moves", b"\x01\x02AB", (ByteMath(2, 0, "+", 1, "r"), C(b"AB", distance=0, within=2)), True),
+    # variables in content modifiers
+    ("var_offset", b"\x03xxabc", (ByteExtract(1, 0, "o"), K(b"abc", offset="o")), True),
+    ("var_offset_past", b"\x04xxabc", (ByteExtract(1, 0, "o"), K(b"abc", offset="o")), False),
+    ("var_depth", b"\x04abc", (ByteExtract(1, 0, "d"), K(b"abc", depth="d")), True),
+    ("var_depth_short", b"\x03abc", (ByteExtract(1, 0, "d"), K(b"abc", depth="d")), False),
+    # depth counts from offset, for variables too
+    (
+        "var_offset_depth",
+        b"\x03\x03xabc",
+        (ByteExtract(1, 0, "o"), ByteExtract(1, 1, "d"), K(b"abc", offset="o", depth="d")),
+        True,
+    ),
+    (
+        "var_offset_depth_short",
+        b"\x03\x02xabc",
+        (ByteExtract(1, 0, "o"), ByteExtract(1, 1, "d"), K(b"abc", offset="o", depth="d")),
+        False,
+    ),
+    (
+        "var_static_depth_from_var_offset",
+        b"\x03xxabc",
+        (ByteExtract(1, 0, "o"), K(b"abc", offset="o", depth=3)),
+        True,
+    ),
+    ("var_distance", b"\x02xxabc", (ByteExtract(1, 0, "n"), K(b"abc", distance="n")), True),
+    ("var_distance_past", b"\x03xxabc", (ByteExtract(1, 0, "n"), K(b"abc", distance="n")), False),
+    ("var_within", b"\x04xabc", (ByteExtract(1, 0, "w"), K(b"abc", within="w")), True),
+    ("var_within_short", b"\x03xabc", (ByteExtract(1, 0, "w"), K(b"abc", within="w")), False),
+    (
+        "var_distance_within",
+        b"\x01\x03xabc",
+        (ByteExtract(1, 0, "n"), ByteExtract(1, 1, "w"), K(b"abc", distance="n", within="w")),
+        True,
+    ),
+    # Suricata casts a distance variable to a signed 32-bit number: 0xffffffff is -1
+    (
+        "var_distance_negative",
+        b"\xff\xff\xff\xffab",
+        (ByteExtract(4, 0, "n"), K(b"\xffa", distance="n")),
+        True,
+    ),
+    ("var_unknown", b"abc", (K(b"abc", offset="nope"),), False),
+    ("var_from_byte_math", b"\x01\x01xxabc", (ByteMath(1, 0, "+", 1, "r"), K(b"abc", distance="r")), True),
+    # relative pcre: anchored at the cursor, and the content before it is retried
+    ("pcre_relative_retries_content", b"abxab1", (C(b"ab"), R(r"^\d", relative=True)), True),
+    ("pcre_relative_sees_only_after", b"1ab", (C(b"ab"), R(r"1", relative=True)), False),
+    # pcre backtracking: a later relative match forces the next pcre occurrence
+    ("pcre_retry_next_occurrence", b"a1 a2x", (R(r"a\d"), C(b"x", distance=0, within=1)), True),
+    ("pcre_retry_overlapping", b"aaab", (R(r"aa"), C(b"b", distance=0, within=1)), True),
+    # the retry starts one byte after the match start: '^' cannot match again
+    ("pcre_retry_anchor_once", b"aab", (R(r"^a"), C(b"b", distance=0, within=1)), False),
+    ("pcre_retry_unanchored", b"aab", (R(r"a"), C(b"b", distance=0, within=1)), True),
+    (
+        "pcre_retry_for_byte_test",
+        b"k1 k2",
+        (R(r"k\d"), ByteTest(1, "=", False, ord("2"), -1, relative=True)),
+        True,
+    ),
+    ("pcre_relative_chain", b"a1b2 a1b3", (R(r"a\d"), R(r"^b3", relative=True)), True),
+    (
+        "pcre_negated_keeps_cursor",
+        b"abcd",
+        (C(b"ab"), R(r"x", negated=True, relative=True), C(b"cd", within=2)),
+        True,
+    ),
+    # retry flags come from the nearest earlier content/pcre, across keywords in between
+    (
+        "retry_across_absolute_byte_test",
+        b"a..ab",
+        (C(b"a"), ByteTest(1, "=", False, ord("a"), 0), C(b"b", within=2)),
+        True,
+    ),
+    ("retry_for_negated_distance", b"abxab", (C(b"ab"), C(b"x", negated=True, distance=0)), True),
+    (
+        "retry_for_relative_byte_jump",
+        b"T\x05T\x00Z",
+        (C(b"T"), ByteJump(1, 0, relative=True), C(b"Z", distance=0, within=1)),
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("buf", "matches", "expected"), [c[1:] for c in MORE], ids=[c[0] for c in MORE])
+def test_inspect_more(buf: bytes, matches: tuple[Match, ...], expected: bool) -> None:
+    res = inspect(buf, buf.lower(), matches)
+    assert (res == []) if expected else (res is None)
+
+
+@pytest.mark.parametrize(("k", "hit"), [(2997, True), (2998, False)])
+def test_budget_is_suricata_recursion_limit(k: int, hit: bool) -> None:
+    # One evaluation for the first content, one per occurrence tried for the second: the match
+    # at occurrence k+1 needs k+2 evaluations, and the 3000th evaluation gives up.
+    buf = b"ab " * k + b"abcd"
+    matches = (C(b"ab"), C(b"cd", distance=0, within=2))
+    assert (inspect(buf, buf, matches) == []) is hit
+
+
+def test_regex_retries_are_bounded() -> None:
+    buf = b"a" * 50_000
+    matches: tuple[Match, ...] = (R(r"a"), C(b"b", distance=0, within=1))
+    assert inspect(buf, buf, matches) is None
+
+
+def test_absent_content_gives_up_at_once() -> None:
+    # A content without distance/within that is not found fails the buffer: the earlier
+    # content is not retried at its 10,000 other occurrences.
+    buf = b"a" * 10_000
+    matches: tuple[Match, ...] = (C(b"a"), C(b"zz"), C(b"b", within=1))
+    assert inspect(buf, buf, matches) is None
+
+
+def test_variable_in_failed_branch_is_reset_by_retry() -> None:
+    # byte_extract after a retried content reads again at the new cursor.
+    buf = b"L\x03....L\x02ok"
+    matches: tuple[Match, ...] = (C(b"L"), ByteExtract(1, 0, "n", relative=True), K(b"ok", within="n"))
     assert inspect(buf, buf, matches) == []
