@@ -9,6 +9,7 @@ This module only describes decisions; ``respond`` carries them out.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
@@ -69,4 +70,4 @@ class Alert:
     category: str
     severity: int
     action: Action  # what the rule asked for; the packet's final verdict may be stronger
-    metadata: dict[str, list[str]] = field(default_factory=dict)
+    metadata: Mapping[str, Sequence[str]] = field(default_factory=dict)

@@ -36,7 +36,9 @@ class _Family:
                 last = bisect_right(self.starts, hi) - 1
                 for k in range(first, last + 1):
                     cover[k].append(sid)
-        self.cover: list[frozenset[int]] = [frozenset(c) for c in cover]
+        # Neighbouring intervals are mostly covered by the same sets: share one frozenset each.
+        shared: dict[frozenset[int], frozenset[int]] = {}
+        self.cover: list[frozenset[int]] = [shared.setdefault(f, f) for f in map(frozenset, cover)]
 
     def lookup(self, addr: int) -> frozenset[int]:
         k = bisect_right(self.starts, addr) - 1

@@ -1,8 +1,11 @@
 """Classtypes: ``classification.config`` files and the defaults Suricata ships.
 
-Does: parse ``config classification: name,description,priority`` lines
-(errors name the file and line), and provide the standard classtypes (the
-ones Snort defined and Suricata ships) for rule files that come without a
+Does: parse ``config classification: name,description,priority`` lines as
+Suricata does (util-classification-config.c: names are case-insensitive and
+stored lower-cased, the description runs to the last comma, the first
+definition of a name wins, and reading stops at the first malformed line;
+errors name the file and line), and provide the standard classtypes (the ones
+Snort defined and Suricata ships) for rule files that come without a
 ``classification.config`` of their own. A rule's ``classtype`` gives its
 default priority (EVE ``alert.severity``) and its category text (EVE
 ``alert.category``).
@@ -24,7 +27,8 @@ class Classtype:
     priority: int
 
 
-_LINE = re.compile(r"^\s*config\s+classification\s*:\s*([^,]+),([^,]*),\s*(\d+)\s*$")
+# Suricata's DETECT_CLASSCONFIG_REGEX; the greedy description may hold commas.
+_LINE = re.compile(r"^\s*config\s*classification\s*:\s*([a-zA-Z][a-zA-Z0-9_-]*)\s*,\s*(.+)\s*,\s*(\d+)\s*$")
 
 # (name, description, priority): the standard set.
 _DEFAULTS: tuple[tuple[str, str, int], ...] = (
@@ -82,28 +86,30 @@ DEFAULT_CLASSTYPES: dict[str, Classtype] = {n: Classtype(n, d, p) for n, d, p in
 
 
 class ClassificationError(ValueError):
-    """A malformed classification.config; ``errors`` lists ``file:line: what``."""
+    """A malformed classification.config; ``errors`` lists ``file:line: what``.
 
-    def __init__(self, errors: list[str]) -> None:
+    ``classtypes`` holds what was read before the bad line, which Suricata keeps.
+    """
+
+    def __init__(self, errors: list[str], classtypes: dict[str, Classtype] | None = None) -> None:
         self.errors = errors
+        self.classtypes = classtypes or {}
         super().__init__("\n".join(errors))
 
 
 def parse_classification(text: str, name: str = "classification.config") -> dict[str, Classtype]:
     out: dict[str, Classtype] = {}
-    errors: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         m = _LINE.match(stripped)
         if m is None:
-            errors.append(f"{name}:{number}: not a 'config classification: name,description,priority' line")
-            continue
-        ct = Classtype(m.group(1).strip(), m.group(2).strip(), int(m.group(3)))
-        out[ct.name] = ct
-    if errors:
-        raise ClassificationError(errors)
+            raise ClassificationError(
+                [f"{name}:{number}: not a 'config classification: name,description,priority' line"], out
+            )
+        ct = Classtype(m.group(1).lower(), m.group(2).strip(), int(m.group(3)))
+        out.setdefault(ct.name, ct)
     return out
 
 

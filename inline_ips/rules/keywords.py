@@ -33,8 +33,8 @@ def parse_content(text: str, strict: bool = False) -> bytes:
     ``strict`` follows Suricata's rule parser exactly: only ``\\"``, ``\\;``,
     ``\\:`` and ``\\\\`` are escapes (any other backslash is an error), an
     unescaped ``"`` is an error, and commas inside a hex section are ignored
-    like spaces. rules.yaml uses the lenient form, where a lone backslash is
-    literal.
+    like spaces (any other character there, a tab included, is an error).
+    rules.yaml uses the lenient form, where a lone backslash is literal.
     """
     out = bytearray()
     i = 0
@@ -48,7 +48,8 @@ def parse_content(text: str, strict: bool = False) -> bytes:
                 raise ValueError(f"content {text!r}: '|' hex section is not closed")
             hexpart = text[i + 1 : end].replace(" ", "")
             if strict:
-                hexpart = hexpart.replace(",", "").replace("\t", "")
+                # detect-content.c skips only spaces and commas in a hex section; a tab is an error.
+                hexpart = hexpart.replace(",", "")
             if len(hexpart) % 2:
                 raise ValueError(f"content {text!r}: odd number of hex digits in |{text[i + 1 : end]}|")
             try:

@@ -9,6 +9,7 @@ logic is in ``detect/``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -368,7 +369,7 @@ class SignatureRule:
     priority: int = 3
     flow: FlowMatch = FlowMatch()
     buffers: tuple[BufferMatch, ...] = ()
-    metadata: dict[str, list[str]] = field(default_factory=dict, compare=False)
+    metadata: Mapping[str, Sequence[str]] = field(default_factory=dict, compare=False)
     flowbits: tuple[Flowbit, ...] = ()
     threshold: Threshold | None = None
     detection_filter: Threshold | None = None

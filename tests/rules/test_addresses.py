@@ -300,3 +300,78 @@ def test_port_list_minus_range() -> None:
         False,
     ]
     assert parse_ports("[80,!80]").is_empty
+
+
+# -- address ranges (a-b), Suricata's DetectAddressParseString --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "addr", "expected"),
+    [
+        ("10.0.0.5-10.0.0.9", "10.0.0.5", True),
+        ("10.0.0.5-10.0.0.9", "10.0.0.9", True),
+        ("10.0.0.5-10.0.0.9", "10.0.0.7", True),
+        ("10.0.0.5-10.0.0.9", "10.0.0.4", False),
+        ("10.0.0.5-10.0.0.9", "10.0.0.10", False),
+        ("10.0.0.5-10.0.0.9", "::a00:7", False),  # the same integer in the other family
+        ("10.0.0.5-10.0.0.5", "10.0.0.5", True),  # a == b is one address
+        ("10.0.0.5-10.0.0.5", "10.0.0.6", False),
+        ("1.2.3.255-1.2.4.1", "1.2.4.0", True),  # across an octet boundary
+        ("0.0.0.0-255.255.255.255", "203.0.113.9", True),
+        ("2001:db8::1-2001:db8::ff", "2001:db8::80", True),
+        ("2001:db8::1-2001:db8::ff", "2001:db8::100", False),
+        ("2001:db8::1-2001:db8::ff", "2001:db8::", False),
+        ("2001:db8::1-2001:db8::ff", "0.0.0.128", False),
+        # in lists, negated, with variables
+        ("[10.0.0.0/24,!10.0.0.10-10.0.0.20]", "10.0.0.15", False),
+        ("[10.0.0.0/24,!10.0.0.10-10.0.0.20]", "10.0.0.21", True),
+        ("!10.0.0.10-10.0.0.20", "10.0.0.9", True),
+        ("!10.0.0.10-10.0.0.20", "10.0.0.10", False),
+        ("[1.1.1.1-1.1.1.3,2001:db8::1-2001:db8::2]", "2001:db8::2", True),
+        ("[1.1.1.1-1.1.1.3,2001:db8::1-2001:db8::2]", "1.1.1.4", False),
+        # dotted masks are CIDR blocks
+        ("10.1.2.3/255.255.0.0", "10.1.200.1", True),
+        ("10.1.2.3/255.255.0.0", "10.2.0.1", False),
+    ],
+)
+def test_address_ranges(text: str, addr: str, expected: bool) -> None:
+    assert _has(text, addr) is expected
+
+
+def test_address_range_in_a_variable() -> None:
+    variables = {"POOL": "192.168.1.100-192.168.1.199", "NET": "[$POOL,!192.168.1.150]"}
+    assert _has("$NET", "192.168.1.120", variables) is True
+    assert _has("$NET", "192.168.1.150", variables) is False
+    assert _has("!$POOL", "192.168.1.99", variables) is True
+
+
+def test_adjacent_ranges_merge() -> None:
+    s = parse_addresses("[10.0.0.1-10.0.0.5,10.0.0.6-10.0.0.9,10.0.0.3-10.0.0.4]")
+    assert (s.v4.starts, s.v4.ends) == (
+        (int(ipaddress.ip_address("10.0.0.1")),),
+        (int(ipaddress.ip_address("10.0.0.9")),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("10.0.0.9-10.0.0.1", "is reversed"),
+        ("2001:db8::ff-2001:db8::1", "is reversed"),
+        ("10.0.0.1-2001:db8::1", "mixes IPv4 and IPv6"),
+        ("10.0.0.1-", "is not an address range"),
+        ("-10.0.0.1", "is not an address range"),
+        ("10.0.0.1-10.0.0.300", "is not an address range"),
+        ("10.0.0.1-10.0.0.5-10.0.0.9", "is not an address range"),
+        ("10.0.0.0/24-10.0.1.0/24", "is not an address range"),
+        ("10.0.0.0/255.0.255.0", "is not an IP address or network"),  # not a CIDR-compatible mask
+    ],
+)
+def test_address_range_errors(text: str, message: str) -> None:
+    with pytest.raises(SetSyntaxError, match=message):
+        parse_addresses(text)
+
+
+@pytest.mark.parametrize("expr", ["[10.0.0.1-10.0.0.9,!10.0.0.0/24]", "![0.0.0.0-255.255.255.255,::/0]"])
+def test_ranges_that_leave_nothing(expr: str) -> None:
+    assert parse_addresses(expr).is_empty

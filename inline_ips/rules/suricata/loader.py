@@ -1,12 +1,14 @@
 """Load one Suricata or Snort 3 ``.rules`` file into signature rules and a report.
 
-Does: read the file, tell its dialect (Snort 3 files use ``service:`` and
-inline content modifiers), apply the IPS policy (enable, disable, modify,
-then action overrides), compile every active rule, and count what did not
-load by reason: ``invalid`` (Suricata would reject it too) or
+Does: read the file, tell its dialect (Snort 3 and Suricata rules read alike
+but mean different things, so each file is judged by the markers only one
+dialect uses, see :func:`detect_dialect`), apply the IPS policy (disable,
+enable, modify, then action overrides), compile every active rule, and count
+what did not load by reason: ``invalid`` (Suricata would reject it too) or
 ``unsupported`` (well-formed, but this engine cannot honour it). Like
 Suricata, a bad rule is reported and the rest of the file still loads. The
-classification.config beside the file is used when there is one.
+classification.config beside the file is used when there is one. Messages
+are bounded (:data:`MAX_MESSAGES`); the counts are always complete.
 
 Does not: merge several files or resolve duplicate sids across them (the
 top-level loader does), or touch anything per packet.
@@ -33,8 +35,27 @@ from inline_ips.rules.suricata.errors import RuleLoadError
 from inline_ips.rules.suricata.parser import RuleSyntaxError, parse_rule, split_rules
 from inline_ips.verdict import Action
 
-# Inline content modifiers (content:"x",nocase) or service: make a rule Snort 3.
-_SNORT3_MARK = re.compile(r'(?:[;(]\s*service\s*:)|(?:content\s*:\s*!?\s*"(?:[^"\\]|\\.)*"\s*,)')
+# Text only Snort 3 rules have (snort3 doc/upgrade; measured on the corpus, R2 §G.1): inline
+# content modifiers, service:, bufferlen:, http_header:field, rem:, sd_pattern:, js_data,
+# header-less rules (alert http (...)) and the actions block, react and rewrite.
+_SNORT3_MARK = re.compile(
+    r'content\s*:\s*!?\s*"(?:[^"\\]|\\.)*"\s*,'
+    r"|[;(]\s*(?:service|bufferlen|rem|sd_pattern)\s*:"
+    r"|[;(]\s*http_header\s*:\s*field\b"
+    r"|[;(]\s*(?:js_data|vba_data)\s*;"
+    r"|^[#\s]*(?:alert|drop|block|pass|reject|log|react|rewrite)\s+[\w-]+\s*\("
+    r"|^[#\s]*(?:block|react|rewrite)\s"
+)
+# Text only Suricata rules have: content modifiers as keywords of their own, dotted sticky
+# buffers (http.uri;), and the reject variants.
+_SURICATA_MARK = re.compile(
+    r"[;(]\s*(?:depth|offset|distance|within)\s*:"
+    r"|[;(]\s*(?:http|dns|tls|file|ja3s?)\.[a-z_.]+\s*;"
+    r"|^[#\s]*(?:rejectsrc|rejectdst|rejectboth)\s"
+)
+
+# Rule lines read to tell a file's dialect (more when none of them has a marker).
+DIALECT_SAMPLE = 500
 
 # How many per-rule messages a report keeps (the counts are always complete).
 MAX_MESSAGES = 200
@@ -63,8 +84,11 @@ class FileReport:
     def add_skip(self, reason: str, kind: str, message: str) -> None:
         self.skipped[reason] += 1
         self.kinds.setdefault(reason, kind)
+        self.note(message)
+
+    def note(self, message: str) -> None:
         if len(self.messages) < MAX_MESSAGES:
-            self.messages.append(message)
+            self.messages.append(message[:1000])
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -82,8 +106,34 @@ class FileReport:
         }
 
 
+def detect_dialect(text: str) -> tuple[bool, str]:
+    """Is the file Snort 3 rather than Suricata, and a note when its rules disagree.
+
+    The file is Snort 3 when more of its lines carry a Snort 3 marker than a Suricata
+    one; with no marker at all it is Suricata (the two read the same there, except for
+    subtle differences such as isdataat's relative end, which is why this is per file).
+    """
+    snort = suri = seen = 0
+    for line in text.splitlines():
+        if "(" not in line:
+            continue
+        snort += _SNORT3_MARK.search(line) is not None
+        suri += _SURICATA_MARK.search(line) is not None
+        seen += 1
+        if seen >= DIALECT_SAMPLE and (snort or suri):
+            break  # a file's dialect is clear long before its end
+    snort3 = snort > suri
+    note = ""
+    if snort and suri:
+        note = (
+            f"ambiguous dialect: {snort} rules look like Snort 3 and {suri} like Suricata; "
+            f"read as {'Snort 3' if snort3 else 'Suricata'}"
+        )
+    return snort3, note
+
+
 def is_snort3(text: str) -> bool:
-    return _SNORT3_MARK.search(text) is not None
+    return detect_dialect(text)[0]
 
 
 def classtypes_for(path: Path) -> tuple[dict[str, Classtype], str]:
@@ -94,7 +144,8 @@ def classtypes_for(path: Path) -> tuple[dict[str, Classtype], str]:
     try:
         return {**DEFAULT_CLASSTYPES, **load_classification(cfg)}, ""
     except ClassificationError as e:
-        return dict(DEFAULT_CLASSTYPES), "; ".join(e.errors[:3])
+        # Suricata keeps the classtypes read before the bad line.
+        return {**DEFAULT_CLASSTYPES, **e.classtypes}, "; ".join(e.errors[:3])
 
 
 def load_rules_file(
@@ -114,7 +165,7 @@ def load_rules_file(
     if classtypes is None:
         classtypes, problem = classtypes_for(p)
         if problem:
-            report.messages.append(f"{p.parent / 'classification.config'}: {problem}")
+            report.note(f"{p.parent / 'classification.config'}: {problem}")
     return load_rules_text(text, str(p), variables, policy, snort3, classtypes, report)
 
 
@@ -128,7 +179,12 @@ def load_rules_text(
     report: FileReport | None = None,
 ) -> tuple[list[SignatureRule], FileReport]:
     report = report or FileReport(name)
-    dialect_snort3 = is_snort3(text) if snort3 is None else snort3
+    if snort3 is None:
+        dialect_snort3, note = detect_dialect(text)
+        if note:
+            report.note(f"{name}: {note}")
+    else:
+        dialect_snort3 = snort3
     report.dialect = "snort3" if dialect_snort3 else "suricata"
     ctx = CompileContext(variables, classtypes or DEFAULT_CLASSTYPES, name, dialect_snort3)
     pol = policy if policy is not None and not policy.empty else None
@@ -151,7 +207,7 @@ def load_rules_text(
             rule = compile_rule(raw, ctx)
         except RuleSyntaxError as e:
             sid = _sid_of(rule_text)
-            report.add_skip("invalid: syntax", "invalid", f"{name}:{line}: rule {sid}: {e}")
+            report.add_skip("invalid: syntax", "invalid", f"{name}:{line}: rule {sid}: invalid: {e}")
             continue
         except RuleLoadError as e:
             sid = _sid_of(rule_text)
@@ -160,8 +216,10 @@ def load_rules_text(
         if pol is not None and facts is not None:
             override = pol.action(facts)
             if override is not None:
-                rule = _override(rule, override, pol.block_seconds)
-                report.dropped_by_policy += 1
+                changed = _override(rule, override, pol.block_seconds)
+                if changed is not rule:
+                    rule = changed
+                    report.dropped_by_policy += 1
         out.append(rule)
         report.loaded += 1
     return out, report

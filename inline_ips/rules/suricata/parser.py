@@ -4,10 +4,11 @@ Does: join ``\\``-continued lines, tell enabled rules from commented-out ones
 (``# alert ...``, which policies can enable) and from prose comments, split
 the header (action, protocol, addresses, ports, direction) with brackets kept
 together, and split the option list at ``;`` into ordered ``(keyword, value)``
-pairs. A ``;`` is part of a value only when escaped (``\\;``), as in
-Suricata (quotes do not protect it; real pcre values hold stray quotes). Values are
-returned with their escapes intact: each keyword's own parser knows which
-escapes it honours (content: ``\\"`` ``\\;`` ``\\\\``; pcre keeps its own).
+pairs. A ``;`` is part of a value only when a backslash comes right before
+it, as in Suricata (quotes do not protect it; real pcre values hold stray
+quotes). Values are returned with their escapes intact: each keyword's own
+parser knows which escapes it honours (content: ``\\"`` ``\\;`` ``\\\\``;
+pcre keeps its own).
 
 Does not: know what any keyword means, resolve variables, or validate values;
 that is ``compile``'s job. Errors are :class:`RuleSyntaxError` with a message
@@ -20,13 +21,31 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+# Every action word of either dialect; ``compile`` decides which ones a dialect accepts.
 ACTION_WORDS = frozenset(
-    {"alert", "drop", "reject", "rejectsrc", "rejectdst", "rejectboth", "pass", "log", "sdrop", "block"}
+    {
+        "alert",
+        "drop",
+        "reject",
+        "rejectsrc",
+        "rejectdst",
+        "rejectboth",
+        "pass",
+        "config",
+        "log",
+        "sdrop",
+        "block",
+        "react",
+        "rewrite",
+    }
 )
 DIRECTIONS = frozenset({"->", "<>", "=>"})
 
 # A commented-out rule: '#', optional blanks, an action word, a blank, and a closing ')'.
 _DISABLED = re.compile(r"^#+\s*(" + "|".join(sorted(ACTION_WORDS)) + r")\s.*\)\s*$")
+
+
+_OPTION_NAME = re.compile(r"[a-z0-9_.\-]+")
 
 
 class RuleSyntaxError(ValueError):
@@ -51,6 +70,7 @@ class RawRule:
     options: tuple[RawOption, ...]
     line: int = 0
     enabled: bool = True
+    elided: bool = False  # Snort 3 header-less rule (``alert http (...)``): addresses and ports omitted
 
     def first(self, name: str) -> str | None:
         """The value of the first option called ``name`` ("" for a bare keyword), or None."""
@@ -63,8 +83,13 @@ class RawRule:
 def split_rules(text: str) -> Iterator[tuple[int, str, bool]]:
     """Yield ``(first line number, rule text, enabled)`` for every rule in a rules file.
 
-    Lines ending in a backslash continue on the next line. Blank lines and
-    comments that are not commented-out rules are skipped.
+    A line ending in a backslash (trailing blanks ignored) continues on the
+    next one: as in Suricata's ``DetectLoadSigFile`` the backslash is removed
+    and the next line is appended as it is, leading blanks included, with no
+    separator added. Blank lines and comments that are not commented-out rules
+    are skipped. Unlike Suricata, an indented rule is loaded rather than
+    silently ignored (suricata-update, which usually writes the files Suricata
+    reads, accepts it too).
     """
     pending: list[str] = []
     start = 0
@@ -76,7 +101,7 @@ def split_rules(text: str) -> Iterator[tuple[int, str, bool]]:
             pending.append(line[:-1])
             continue
         pending.append(line)
-        whole = " ".join(p.strip() for p in pending).strip()
+        whole = "".join(pending).strip()
         pending = []
         if not whole:
             continue
@@ -86,13 +111,15 @@ def split_rules(text: str) -> Iterator[tuple[int, str, bool]]:
             continue
         yield start, whole, True
     if pending:
-        whole = " ".join(p.strip() for p in pending).strip()
+        whole = "".join(pending).strip()
         if whole and not whole.startswith("#"):
             yield start, whole, True
 
 
 def _split_header(header: str) -> list[str]:
     """Split at blanks, keeping ``[...]`` groups (which may contain blanks) together."""
+    if "[" not in header and "]" not in header:
+        return header.split()
     out: list[str] = []
     cur: list[str] = []
     depth = 0
@@ -120,18 +147,16 @@ def _split_header(header: str) -> list[str]:
 def split_options(body: str) -> list[RawOption]:
     """Split ``msg:"x"; content:"a\\;b"; nocase;`` into ordered options.
 
-    As in Suricata, only an escaped ``;`` is part of a value; quotes do not
-    protect one (real rules carry unbalanced quotes inside pcre values).
+    As in Suricata's ``SigParseOptions``, a ``;`` ends an option unless the
+    character right before it is a backslash (so ``\\\\;`` does not end one
+    either); quotes do not protect a ``;`` (real rules carry unbalanced quotes
+    inside pcre values).
     """
     options: list[RawOption] = []
     start = 0
     i = body.find(";")
     while i >= 0:
-        # An odd number of backslashes before ';' escapes it.
-        j = i
-        while j > start and body[j - 1] == "\\":
-            j -= 1
-        if (i - j) % 2 == 0:
+        if i == 0 or body[i - 1] != "\\":
             _add_option(options, body[start:i])
             start = i + 1
         i = body.find(";", i + 1)
@@ -143,11 +168,12 @@ def split_options(body: str) -> list[RawOption]:
 
 def _add_option(options: list[RawOption], text: str) -> None:
     text = text.strip()
-    if not text:
-        return  # ';;' is tolerated, as Suricata does
     name, sep, value = text.partition(":")
     name = name.strip().lower()
-    if not name or not re.fullmatch(r"[a-z0-9_.\-]+", name):
+    if not name:
+        # Suricata looks the empty name up and fails: "unknown rule keyword ''" (';;' included).
+        raise RuleSyntaxError(f"empty option name in {text[:60]!r}" if text else "empty option (';;')")
+    if not _OPTION_NAME.fullmatch(name):
         raise RuleSyntaxError(f"bad option name {name!r} in {text[:60]!r}")
     options.append(RawOption(name, value.strip() if sep else None))
 
@@ -156,7 +182,8 @@ def parse_rule(text: str, line: int = 0, enabled: bool = True) -> RawRule:
     """Parse one rule: ``action proto src sport dir dst dport (options)``.
 
     Snort 3's header-less service rules (``alert http (...)``) get ``any``
-    addresses and ports.
+    addresses and ports and ``elided`` set (Suricata refuses them; ``compile``
+    knows the dialect).
     """
     open_at = text.find("(")
     if open_at < 0:
@@ -166,7 +193,8 @@ def parse_rule(text: str, line: int = 0, enabled: bool = True) -> RawRule:
         raise RuleSyntaxError("the option list does not end with ')'")
     body = body[:-1]
     words = _split_header(text[:open_at])
-    if len(words) == 2:
+    elided = len(words) == 2
+    if elided:
         words = [words[0], words[1], "any", "any", "->", "any", "any"]
     if len(words) != 7:
         raise RuleSyntaxError(
@@ -190,4 +218,5 @@ def parse_rule(text: str, line: int = 0, enabled: bool = True) -> RawRule:
         options=tuple(split_options(body)),
         line=line,
         enabled=enabled,
+        elided=elided,
     )
