@@ -166,9 +166,10 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_rules_report(report), indent=2))
         return 0
-    files = ", ".join(report.files)
-    yaml_sigs = len(rs.signatures) - report.loaded
-    print(f"ok: {yaml_sigs} signature rules, {len(rs.rates)} rate rules from {files}")
+    yaml_files = [f for f in report.files if not f.endswith(".rules")]
+    if yaml_files:
+        yaml_sigs = len(rs.signatures) - report.loaded
+        print(f"ok: {yaml_sigs} signature rules, {len(rs.rates)} rate rules from {', '.join(yaml_files)}")
     if report.rule_files:
         info = _rules_report(report)["rule_files"]
         assert isinstance(info, dict)
@@ -177,7 +178,9 @@ def cmd_check_rules(args: argparse.Namespace) -> int:
             f"{info['skipped']} skipped, {info['disabled']} disabled, in {info['seconds']} s"
         )
         for item in info["skipped_by_reason"]:
-            print(f"  skipped {item['rules']:>6}  {item['kind']}: {item['reason']}")
+            reason, kind = item["reason"], item["kind"]
+            label = reason if reason.startswith(kind) else f"{reason} ({kind})"
+            print(f"  skipped {item['rules']:>6}  {label}")
         if args.verbose:
             for fr in report.rule_files:
                 for msg in fr.messages:

@@ -70,7 +70,7 @@ def test_check_rules_text_names_every_skipped_rule_with_verbose(
     assert main(["check-rules", "-v", str(rules)]) == 0
     out, err = capsys.readouterr()
     assert "rule files: 0 of 1 rules loaded (0.0%), 1 skipped, 0 disabled" in out
-    assert "skipped      1  invalid: invalid: modifier without content" in out
+    assert "skipped      1  invalid: modifier without content" in out
     assert err.strip() == f"{rules}:1: rule 3: invalid: 'depth' needs a content before it"
 
 

@@ -50,7 +50,7 @@ from inline_ips.rules.model import (
 from inline_ips.rules.policy import POLICY_KEYS, Policy, parse_policy
 from inline_ips.verdict import Action
 
-# Suricata's shipped defaults (suricata.yaml address-groups / port-groups).
+# Suricata's shipped defaults (suricata.yaml address-groups / port-groups), then Snort 3's extras.
 DEFAULT_VARS: dict[str, str] = {
     "HOME_NET": "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]",
     "EXTERNAL_NET": "!$HOME_NET",
@@ -78,6 +78,15 @@ DEFAULT_VARS: dict[str, str] = {
     "GENEVE_PORTS": "6081",
     "VXLAN_PORTS": "4789",
     "TEREDO_PORTS": "3544",
+    # Names Snort 3's snort_defaults.lua has and suricata.yaml lacks, with Snort's values,
+    # so Snort community rules load without a vars: section.
+    "SIP_SERVERS": "$HOME_NET",
+    "SSH_SERVERS": "$HOME_NET",
+    "FTP_SERVERS": "$HOME_NET",
+    "SIP_PORTS": "[5060,5061,5600]",
+    "MAIL_PORTS": "[110,143]",
+    "GTP_PORTS": "[2123,2152,3386]",
+    "RPC_PORTS": "[111,32770:32779]",
 }
 
 PROTOCOLS: dict[str, tuple[int | None, AppProto]] = {

@@ -1050,8 +1050,11 @@ def compile_rule(raw: RawRule, ctx: CompileContext, snort3: bool | None = None) 
         if app is AppProto.NONE and len(apps) == 1 and len(b.services) == 1:
             app = apps.pop()
         elif app is not AppProto.NONE and app not in apps:
+            # file_data of an smtp/pop3/imap/ftp service rule is a mail or file attachment:
+            # there is no parser here that would produce it.
             raise RuleUnsupported(
-                "unsupported: service", f"{app.value} buffers with service:{','.join(b.services)}"
+                f"unsupported: {app.value} buffers for service {','.join(sorted(b.services))}",
+                f"{app.value} buffers with service:{','.join(b.services)}",
             )
     if app is AppProto.HTTP and proto.proto not in (None, PROTO_TCP):
         raise RuleInvalid("invalid: buffer does not fit protocol", f"http buffers in an {raw.proto} rule")

@@ -835,7 +835,13 @@ def test_buffer_lists(options: str, snort3: bool, expected: dict[str, list[objec
             "unsupported: http_header:field",
         ),
         ('http_uri:path; content:"a";', TCP, True, RuleUnsupported, "unsupported: http_uri with options"),
-        ('service:smtp; file_data; content:"a";', TCP, True, RuleUnsupported, "unsupported: service"),
+        (
+            'service:smtp; file_data; content:"a";',
+            TCP,
+            True,
+            RuleUnsupported,
+            "unsupported: http buffers for service smtp",
+        ),
     ],
 )
 def test_buffer_errors(
