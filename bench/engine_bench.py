@@ -626,7 +626,7 @@ class _EngineFactory:
         start = time.perf_counter()
         eng = Engine(self.ruleset)
         self.build_s = min(self.build_s, time.perf_counter() - start)
-        self.literals = eng.signatures.prefilter.pattern_count
+        self.literals = eng.signatures.pattern_count
         return eng.process
 
 

@@ -265,29 +265,38 @@ class SignatureEngine:
             (c.idx, c.rule.header.src, c.rule.header.dst, c.rule.header.bidirectional) for c in iponly
         )
         # Packet rules: one prefilter over the payload; the rest always candidates for their
-        # protocol and, when they name a few destination ports, only for those (Suricata's port groups).
+        # protocol and, when they name a few destination (or else source) ports, only for those
+        # (Suricata's port groups).
         self.prefilter = Prefilter([c.rule for c in packet], [c.idx for c in packet])
         general: dict[int, list[int]] = {}  # protocol (-1: any) -> rules for every port
         by_port: dict[tuple[int, int], list[int]] = {}  # (protocol, dst port) -> rules
+        by_sport: dict[tuple[int, int], list[int]] = {}  # (protocol, src port) -> rules
         for idx in self.prefilter.unfiltered:
             h = self.rules[idx].header
-            protos = [-1] if h.proto is None else [h.proto]
-            if h.alt_proto is not None:
-                protos.append(h.alt_proto)
-            ports = _few_ports(h.dport.ports.starts, h.dport.ports.ends) if not h.bidirectional else None
+            protos = _protocols(self.rules[idx])
+            dports = sports = None
+            if not h.bidirectional:
+                dports = _few_ports(h.dport.ports.starts, h.dport.ports.ends)
+                if dports is None and h.dport.is_any:
+                    sports = _few_ports(h.sport.ports.starts, h.sport.ports.ends)
             for proto in protos:
-                if ports is None or proto == -1:
+                if proto == -1 or (dports is None and sports is None):
                     general.setdefault(proto, []).append(idx)
-                else:
-                    for port in ports:
+                elif dports is not None:
+                    for port in dports:
                         by_port.setdefault((proto, port), []).append(idx)
+                else:
+                    for port in sports or ():
+                        by_sport.setdefault((proto, port), []).append(idx)
         any_proto = general.pop(-1, [])
         self._unfiltered_any = tuple(any_proto)
         self._unfiltered = {p: tuple(v + any_proto) for p, v in general.items()}
         self._unfiltered_port = {
             k: tuple(v + list(self._unfiltered.get(k[0], self._unfiltered_any))) for k, v in by_port.items()
         }
+        self._unfiltered_sport = {k: tuple(v) for k, v in by_sport.items()}
         self._port_protos = frozenset(p for p, _ in by_port)
+        self._sport_protos = frozenset(p for p, _ in by_sport)
         # Transaction rules: per application protocol, a prefilter over its buffers.
         self._tx: dict[str, tuple[Prefilter, tuple[int, ...], tuple[BufferKey, ...]]] = {}
         for app in ("http", "dns", "tls"):
@@ -297,6 +306,11 @@ class SignatureEngine:
             pf = Prefilter([c.rule for c in members], [c.idx for c in members])
             self._tx[app] = (pf, tuple(pf.unfiltered), pf.keys)
         self.tx_apps = frozenset(self._tx)
+
+    @property
+    def pattern_count(self) -> int:
+        """Distinct literals in every prefilter (payload and application buffers)."""
+        return self.prefilter.pattern_count + sum(pf.pattern_count for pf, _, _ in self._tx.values())
 
     @property
     def has_iponly(self) -> bool:
@@ -316,9 +330,14 @@ class SignatureEngine:
         return out
 
     def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
-        candidates: Iterable[int] = self._unfiltered.get(pkt.proto, self._unfiltered_any)
-        if pkt.proto in self._port_protos:
-            candidates = self._unfiltered_port.get((pkt.proto, pkt.dport), candidates)
+        proto = pkt.proto
+        candidates: Iterable[int] = self._unfiltered.get(proto, self._unfiltered_any)
+        if proto in self._port_protos:
+            candidates = self._unfiltered_port.get((proto, pkt.dport), candidates)
+        if proto in self._sport_protos:
+            extra = self._unfiltered_sport.get((proto, pkt.sport))
+            if extra:
+                candidates = (*candidates, *extra)
         if insp.stream:
             found = set(candidates)
             # The stream window contains the packet payload, so one scan of it also
@@ -430,6 +449,17 @@ class SignatureEngine:
         if again is None:
             return None
         return [(prefix + pos, new) for pos, new in again]
+
+
+def _protocols(rule: SignatureRule) -> list[int]:
+    """The IP protocols a rule can match (-1: any), counting ``ip_proto:N`` on an ``ip`` rule."""
+    h = rule.header
+    if h.proto is None:
+        for cond in h.conditions:
+            if cond.field == "proto" and cond.match.mode == "eq":
+                return [cond.match.a]
+        return [-1]
+    return [h.proto] if h.alt_proto is None else [h.proto, h.alt_proto]
 
 
 def _few_ports(starts: tuple[int, ...], ends: tuple[int, ...], limit: int = 64) -> list[int] | None:
