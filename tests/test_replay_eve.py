@@ -13,7 +13,7 @@ import pytest
 
 from inline_ips.cli import main
 from inline_ips.lab import synth
-from tests.corpus import DEFAULT_RULES, SCHEMA, corpus_pcaps, require_corpus
+from tests.corpus import CORPUS, DEFAULT_RULES, SCHEMA, corpus_pcaps, require_corpus
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,25 @@ def test_synthetic_attacks_eve_validates(validator: object, tmp_path: Path) -> N
     assert main(["replay", str(pcap), "--rules", str(DEFAULT_RULES), "--eve", str(eve), "--no-progress"]) == 0
     kinds = _validate_file(validator, eve)
     assert kinds["alert"] >= 5
+
+
+@pytest.mark.corpus
+def test_et_open_alerts_validate(validator: object, tmp_path: Path) -> None:
+    """ET Open's alerts (metadata, HTTP request and response rules, reputation lists) validate too."""
+    et = sorted((CORPUS / "rulesets").glob("et-open-suricata5-*"))
+    pcaps = [p for p in corpus_pcaps() if p.name.startswith(("http_", "nmap_p80", "synack_reflection"))]
+    if not et or not pcaps:
+        pytest.skip("ET Open or the HTTP captures are not in the corpus")
+    eve = tmp_path / "eve.json"
+    args = ["replay", *map(str, pcaps), "--eve", str(eve), "--json", "--no-progress"]
+    args += ["--var", "HOME_NET=any", "--var", "EXTERNAL_NET=any"]
+    for rules in sorted(et[0].glob("*.rules")):
+        args += ["--rules", str(rules)]
+    assert main(args) == 0
+    kinds = _validate_file(validator, eve)
+    with eve.open() as f:
+        events = [json.loads(line) for line in f]
+    sigs = {ev["alert"]["signature_id"] for ev in events if ev["event_type"] == "alert"}
+    # SQL injection in the request, /etc/passwd in the response body, nmap's user agent, a DROP list.
+    assert {2006446, 2025879, 2024364} <= sigs
+    assert kinds["alert"] >= 40
