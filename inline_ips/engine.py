@@ -42,7 +42,7 @@ from inline_ips.flow import STREAM_GAP, STREAM_RETRANSMIT, Flow, FlowTable
 from inline_ips.normalize import Normalize
 from inline_ips.normalize import replacements as normalize_replacements
 from inline_ips.options import EngineOptions
-from inline_ips.packet import FRAG_PIECE, FRAG_REASSEMBLED, PROTO_TCP, PROTO_UDP, Packet
+from inline_ips.packet import FIN, FRAG_PIECE, FRAG_REASSEMBLED, PROTO_TCP, PROTO_UDP, Packet
 from inline_ips.rules.addresses import AddressSet
 from inline_ips.rules.model import (
     FLOW_ACTION_KINDS,
@@ -214,6 +214,10 @@ class Engine:
                     self._app_tcp(pkt, flow, to_server, status == STREAM_GAP, stream, prefix, units)
             else:
                 stream = b""
+            if pkt.tcp_flags & FIN and isinstance(flow.app_state, HttpConnection):
+                # The end of a side's stream completes what the close delimits (a body without length).
+                events = flow.app_state.close(to_server)
+                self._http_units(pkt, flow.app_state, events, stream, prefix, to_server, units)
         elif pkt.proto == PROTO_UDP and DNS_PORT in (pkt.sport, pkt.dport) and pkt.payload:
             dns = parse_dns(pkt.payload)
             if dns is not None:

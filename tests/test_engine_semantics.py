@@ -275,6 +275,16 @@ def test_a_body_rule_waits_for_the_whole_body() -> None:
     assert sids(conn.server(b" evil")) == [1]
 
 
+def test_a_body_delimited_by_the_close_is_judged_at_the_fin() -> None:
+    rule = 'alert http any any -> any any (msg:"b"; flow:to_client; file.data; content:"tail"; sid:1;)\n'
+    eng = engine(rule)
+    conn = Conn(eng)
+    conn.handshake()
+    conn.client(REQUEST)
+    assert sids(conn.server(b"HTTP/1.0 200 OK\r\n\r\nhead and tail")) == []  # the body may go on
+    assert sids(conn.server(flags="FA")) == [1]
+
+
 def test_header_buffer_of_either_direction_alerts_per_direction() -> None:
     """Without flow:, http.header is inspected on the request and on the response (R1 section 3)."""
     eng = engine('alert http any any -> any any (msg:"h"; http.header; content:"X-Tag|3a| 1"; sid:1;)\n')
