@@ -30,6 +30,7 @@ from inline_ips.decode import decode
 from inline_ips.decode.checksum import tcp_checksum_ok
 from inline_ips.decode.defrag import Defragmenter
 from inline_ips.decode.dns import DnsMessage, parse_dns
+from inline_ips.decode.dns_stream import DnsTcpConnection
 from inline_ips.decode.http import looks_like_request
 from inline_ips.decode.http_stream import HttpConnection, HttpTx
 from inline_ips.decode.tls import tls_buffer
@@ -369,6 +370,12 @@ class Engine:
             events = state.gap(to_server) if gap else []
             events += state.feed(to_server, payload)
             self._http_units(pkt, state, events, stream, prefix, to_server, units)
+        elif isinstance(state, DnsTcpConnection):
+            if gap:
+                state.gap(to_server)
+            for msg in state.feed(to_server, payload):
+                pkt.dns = msg
+                units.append(self._dns_unit(pkt, msg, to_server))
         elif isinstance(state, TlsConnection):
             if gap:
                 state.gap(to_server)
@@ -380,7 +387,7 @@ class Engine:
                 )
 
     def _detect_app(self, flow: Flow, to_server: bool, payload: bytes) -> object:
-        """Tell the application protocol from the first payload, not the port."""
+        """Tell the application protocol from the first payload, not the port (DNS: port 53 too)."""
         state: object
         if (to_server and looks_like_request(payload)) or (not to_server and payload.startswith(b"HTTP/")):
             state = HttpConnection()
@@ -390,6 +397,9 @@ class Engine:
         ):
             state = TlsConnection()
             flow.app = "tls"
+        elif DNS_PORT in (flow.cport, flow.sport):
+            state = DnsTcpConnection()
+            flow.app = "dns"
         else:
             state = _NO_APP
         flow.app_state = state

@@ -314,6 +314,25 @@ def test_dns_query_rule_sees_queries_only() -> None:
     assert sids(eng.process(bytes(q), 1.2)) == [1]
 
 
+def test_dns_over_tcp_queries_split_and_batched() -> None:
+    from scapy.layers.dns import DNS, DNSQR
+
+    eng = engine('alert dns any any -> any any (msg:"q"; dns.query; content:"evil"; sid:1;)\n')
+    conn = Conn(eng, dport=53)
+    conn.handshake()
+
+    def framed(name: str) -> bytes:
+        msg = bytes(DNS(id=1, rd=1, qd=DNSQR(qname=name)))
+        return len(msg).to_bytes(2, "big") + msg
+
+    one = framed("evil.example")
+    assert sids(conn.client(one[:7])) == []  # half a message
+    assert sids(conn.client(one[7:])) == [1]
+
+    two = framed("good.example") + framed("more.evil.example")
+    assert sids(conn.client(two)) == [1]
+
+
 # ---- TCP state as Suricata tags packets ---------------------------------------------------------
 
 
