@@ -61,6 +61,12 @@ DNS_PORT = 53
 _REQUEST_BODY = frozenset({Buffer.HTTP_REQUEST_BODY, Buffer.FILE_DATA})
 _RESPONSE_BODY = frozenset({Buffer.HTTP_RESPONSE_BODY, Buffer.FILE_DATA})
 _READY_EVENTS = frozenset({"request_headers", "request_done", "response_headers", "response_done"})
+# tls.random, tls.random_time, tls.random_bytes: slices of the hello's 32 random bytes.
+_TLS_RANDOM = {
+    Buffer.TLS_RANDOM: (0, 32),
+    Buffer.TLS_RANDOM_TIME: (0, 4),
+    Buffer.TLS_RANDOM_BYTES: (4, 32),
+}
 # An application parser gave up on this flow (not HTTP or TLS after all).
 _NO_APP = object()
 
@@ -491,6 +497,12 @@ def _http_source(tx: HttpTx, to_server: bool) -> Source:
 
 def _tls_source(conn: TlsConnection, to_server: bool) -> Source:
     def source(b: Buffer) -> bytes | list[bytes] | None:
+        if b in _TLS_RANDOM:
+            hello = conn.client_hello if to_server else conn.server_hello
+            if hello is None or len(hello.random) != 32:
+                return None
+            start, end = _TLS_RANDOM[b]
+            return hello.random[start:end]
         return tls_buffer(conn, b.value, to_server=to_server)
 
     return source

@@ -11,6 +11,8 @@ from Suricata's documentation and source (cited per test).
 
 from __future__ import annotations
 
+import ssl
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,8 @@ from inline_ips.rules.model import RuleSet
 from inline_ips.rules.suricata.loader import load_rules_text
 from inline_ips.rules.yaml_loader import DEFAULT_VARS
 from inline_ips.verdict import Action, Reason
+from tests.decode.test_tls_stream import handshake as tls_handshake
+from tests.decode.test_x509 import OPENSSL, Cert, make_cert
 
 CLIENT = "10.0.0.1"
 SERVER = "10.0.0.2"
@@ -331,6 +335,36 @@ def test_dns_over_tcp_queries_split_and_batched() -> None:
 
     two = framed("good.example") + framed("more.evil.example")
     assert sids(conn.client(two)) == [1]
+
+
+@pytest.fixture(scope="module")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Cert]:
+    if OPENSSL is None:
+        pytest.skip("openssl CLI not installed")
+    directory = tmp_path_factory.mktemp("certs")
+    return {
+        "server": make_cert(directory, "/C=US/O=Stream Test/CN=server.example", serial=0x8F01, name="server"),
+        "client": make_cert(directory, "/CN=client.example", serial=7, name="client"),
+    }
+
+
+def test_tls_rules_on_a_real_handshake(tls_certs: dict[str, Cert]) -> None:
+    eng = engine(
+        'alert tls any any -> any any (msg:"sni"; tls.sni; content:"www.example.test"; sid:1;)\n'
+        'alert tls any any -> any any (msg:"subject"; tls.subject:"CN=server.example"; sid:2;)\n'
+        'alert tls any any -> any any (msg:"issuer"; tls.cert_issuer; content:"O=Stream Test"; sid:3;)\n'
+        'alert tls any any -> any any (msg:"client random"; flow:to_server; tls.random; bsize:32; sid:4;)\n'
+        'alert tls any any -> any any (msg:"ja3"; ja3.hash; bsize:32; sid:5;)\n'
+        'alert tls any any -> any any (msg:"not this subject"; tls.subject:"CN=other"; sid:6;)\n'
+    )
+    capture = tls_handshake(tls_certs, ssl.TLSVersion.TLSv1_2)
+    conn = Conn(eng, dport=443)
+    conn.handshake()
+    counts: Counter[int] = Counter()
+    for to_server, data in capture.segments:
+        counts.update(sids(conn.client(data) if to_server else conn.server(data)))
+    # Each alerts once: one TLS session is one transaction.
+    assert counts == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
 
 
 # ---- TCP state as Suricata tags packets ---------------------------------------------------------

@@ -59,6 +59,22 @@ class _Entry:
         self.ports: set[int] | None = None
 
 
+def _backoff(entry: _Entry, t: Threshold) -> int:
+    """Suricata 8's backoff: alert at the count-th match, then each time the count is multiplied.
+
+    No time window; the other matches still act (SILENT), as for limit. ``start``
+    holds the next match number that alerts.
+    """
+    if entry.new:
+        entry.new = False
+        entry.start = t.count
+    entry.count += 1
+    if entry.count < entry.start:
+        return SILENT
+    entry.start *= t.multiplier
+    return ALERT
+
+
 class Thresholds:
     def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         # At least one entry: with none, no count could ever reach a threshold.
@@ -75,6 +91,8 @@ class Thresholds:
         if entry is None:
             return NO_ALERT
         now = round(pkt.ts * _US)
+        if t.kind == "backoff":
+            return _backoff(entry, t)
         if entry.new or now > entry.start + round(t.seconds * _US):
             entry.new = False
             entry.start = now

@@ -81,6 +81,9 @@ class Buffer(Enum):
     JA3_STRING = "ja3.string"
     JA3S_HASH = "ja3s.hash"
     JA3S_STRING = "ja3s.string"
+    TLS_RANDOM = "tls.random"  # the hello's 32 random bytes (the client's to_server, the server's to_client)
+    TLS_RANDOM_TIME = "tls.random_time"  # its first 4 bytes
+    TLS_RANDOM_BYTES = "tls.random_bytes"  # its last 28
 
     @property
     def is_http(self) -> bool:
@@ -137,12 +140,7 @@ for _b in (
     Buffer.HTTP_SERVER,
     Buffer.HTTP_LOCATION,
     Buffer.HTTP_RESPONSE_BODY,
-    Buffer.TLS_CERT_SUBJECT,
-    Buffer.TLS_CERT_ISSUER,
-    Buffer.TLS_CERT_SERIAL,
-    Buffer.TLS_CERT_FINGERPRINT,
-    Buffer.TLS_CERTS,
-    Buffer.TLS_SUBJECTALTNAME,
+    # The certificate buffers are of either side: to_server they read the client's certificate.
     Buffer.JA3S_HASH,
     Buffer.JA3S_STRING,
 ):
@@ -299,13 +297,14 @@ class Flowbit:
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
-    """``threshold`` (type limit/threshold/both) or ``detection_filter`` (kind "detection_filter")."""
+    """``threshold`` (type limit/threshold/both/backoff) or ``detection_filter`` (kind "detection_filter")."""
 
     kind: str
     track: str  # by_src, by_dst, by_rule, by_both, by_flow
     count: int
     seconds: float
     unique_on: str = ""  # detection_filter: count distinct src_port or dst_port
+    multiplier: int = 0  # type backoff: alert at count, count*multiplier, count*multiplier**2, ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,8 +162,9 @@ def parse_pcre(value: str) -> PcreSpec:
 
 
 def _split_captures(text: str) -> tuple[str, tuple[str, ...]]:
-    # Like Suricata: the first "flow:" or "pkt:" preceded by ',' or ' ' starts the names.
-    hits = [p for p in (text.find("flow:"), text.find("pkt:")) if p > 1]
+    # Like Suricata: the first "flow:", "pkt:" or (8.0) "alert:" preceded by ',' or ' '
+    # starts the names.
+    hits = [p for p in (text.find("flow:"), text.find("pkt:"), text.find("alert:")) if p > 1]
     if not hits:
         return text, ()
     cut = min(hits)
@@ -174,8 +175,8 @@ def _split_captures(text: str) -> tuple[str, tuple[str, ...]]:
         return text, ()
     names = tuple(n for n in text[cut:].replace(",", " ").split() if n)
     for n in names:
-        if not (n.startswith(("pkt:", "flow:")) and n.partition(":")[2]):
-            raise ValueError(f"pcre capture name {n!r} must be pkt:<name> or flow:<name>")
+        if not (n.startswith(("pkt:", "flow:", "alert:")) and n.partition(":")[2]):
+            raise ValueError(f"pcre capture name {n!r} must be pkt:<name>, flow:<name> or alert:<name>")
     return text[:end], names
 
 

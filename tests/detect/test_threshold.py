@@ -250,3 +250,28 @@ def test_unique_on_keeps_at_most_count_plus_one_ports() -> None:
     assert got == [N, N, N] + [A] * 9_997
     (entry,) = t._entries.values()
     assert entry.ports is not None and len(entry.ports) == 4
+
+
+@pytest.mark.parametrize(
+    ("count", "multiplier", "alert_at"),
+    [
+        (1, 2, [1, 2, 4, 8, 16]),
+        (3, 2, [3, 6, 12]),
+        (1, 10, [1, 10]),
+        (5, 5, [5]),
+    ],
+)
+def test_backoff_alerts_at_count_times_powers_of_multiplier(
+    count: int, multiplier: int, alert_at: list[int]
+) -> None:
+    """Suricata 8's type backoff (thresholding.rst): no window; the other matches act silently."""
+    t = Threshold("backoff", "by_flow", count, 0.0, multiplier=multiplier)
+    th = Thresholds()
+    p = pkt(0.0)
+    f = flow_of(p)
+    got = [th.check(t, SID, GID, pkt(float(i * 1000)), f) for i in range(1, 21)]
+    assert [i for i, r in enumerate(got, 1) if r == ALERT] == alert_at
+    assert all(r == SILENT for r in got if r != ALERT)
+    # Another flow counts on its own.
+    other = flow_of(pkt(0.0, src=9))
+    assert th.check(t, SID, GID, pkt(1.0, src=9), other) == (ALERT if count == 1 else SILENT)

@@ -116,7 +116,7 @@ def test_buffer_flags(letter: str, buffer: str) -> None:
         ('"/a/BU"', "inconsistent with 'B'"),
         ('"/a/UB"', "inconsistent with buffer flag"),
         ('"/Foo/W"', "upper-case pattern"),
-        ('"/(a)/, pkt:"', "must be pkt:<name> or flow:<name>"),
+        ('"/(a)/, pkt:"', "must be pkt:<name>, flow:<name> or alert:<name>"),
     ],
 )
 def test_parse_pcre_errors(value: str, message: str) -> None:

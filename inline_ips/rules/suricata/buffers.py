@@ -83,6 +83,9 @@ STICKY: Final[dict[str, Buffer]] = {
     "ja3s_hash": Buffer.JA3S_HASH,
     "ja3s.string": Buffer.JA3S_STRING,
     "ja3s_string": Buffer.JA3S_STRING,
+    "tls.random": Buffer.TLS_RANDOM,
+    "tls.random_time": Buffer.TLS_RANDOM_TIME,
+    "tls.random_bytes": Buffer.TLS_RANDOM_BYTES,
 }
 
 # Suricata's legacy content modifiers: written after a content, they move it

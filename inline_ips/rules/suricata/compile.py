@@ -563,6 +563,7 @@ def _threshold_spec(v: str | None, name: str) -> Threshold:
     count: int | None = None
     seconds: float | None = None
     unique_on = ""
+    multiplier = 0
     keys: set[str] = set()
     for item in _need(v, name).split(","):
         key, _, val = item.strip().partition(" ")
@@ -572,9 +573,11 @@ def _threshold_spec(v: str | None, name: str) -> Threshold:
             raise RuleInvalid(f"invalid: {name}", f"{name} option {key!r} given twice")
         keys.add(key)
         if key == "type" and name == "threshold":
-            if val not in ("limit", "threshold", "both"):
+            if val not in ("limit", "threshold", "both", "backoff"):
                 raise RuleInvalid(f"invalid: {name}", f"unknown threshold type {val!r}")
             kind = val
+        elif key == "multiplier" and name == "threshold":
+            multiplier = _int(val, f"{name} multiplier", 1, 2**31 - 1)
         elif key == "track":
             if val not in ("by_src", "by_dst", "by_rule", "by_both", "by_flow"):
                 raise RuleInvalid(f"invalid: {name}", f"unknown track {val!r}")
@@ -589,6 +592,16 @@ def _threshold_spec(v: str | None, name: str) -> Threshold:
             unique_on = val
         else:
             raise RuleInvalid(f"invalid: {name}", f"unknown {name} option {key!r}")
+    if kind == "backoff":
+        # Suricata 8: alerts at the count-th match, then at count*multiplier, count*multiplier^2...;
+        # per flow only, and without a time window.
+        if track != "by_flow" or not multiplier or count is None or seconds is not None:
+            raise RuleInvalid(
+                f"invalid: {name}", "type backoff needs track by_flow, count and multiplier (and no seconds)"
+            )
+        return Threshold(kind, track, count, 0.0, multiplier=multiplier)
+    if multiplier:
+        raise RuleInvalid(f"invalid: {name}", "multiplier goes with type backoff only")
     if not kind or not track or count is None or seconds is None:
         raise RuleInvalid(f"invalid: {name}", f"{name} needs type (threshold only), track, count and seconds")
     if unique_on and track not in ("by_src", "by_dst", "by_rule", "by_flow", "by_both"):
@@ -863,6 +876,82 @@ def _urilen(b: _Build, v: str | None) -> None:
     b.payload.size(BufferSize(m), "urilen", Buffer.HTTP_URI_RAW if opt == "raw" else Buffer.HTTP_URI)
 
 
+def _tls_value(buf: Buffer, nocase: bool) -> Handler:
+    """``tls.subject:"..."``, ``tls.issuerdn``, ``tls.fingerprint``: a string the certificate field holds.
+
+    Suricata's own match keywords (detect-tls.c), older than the sticky
+    buffers: the subject and issuer must contain the string, the
+    fingerprint must equal it whatever the case; ``!`` negates.
+    """
+
+    def handler(b: _Build, v: str | None) -> None:
+        text = _need(v, buf.value)
+        negated = text.startswith("!")
+        value = _unquote(text[1:] if negated else text, buf.value)
+        if not value:
+            raise RuleInvalid(f"invalid: {buf.value}", f"'{buf.value}' needs a string")
+        pattern = value.encode("utf-8")
+        content = (
+            Content(pattern, nocase=True, negated=negated, startswith=True, endswith=True)
+            if nocase
+            else Content(pattern, negated=negated)
+        )
+        b.payload.add_to(buf, content)
+
+    return handler
+
+
+# The Suricata version whose rule language this engine follows, for requires: version.
+SURICATA_VERSION: Final = (9, 0, 0)
+# requires: feature NAME that this engine has.
+_FEATURES: Final = frozenset({"ja3"})
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = text.strip().split(".")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise RuleInvalid("invalid: requires", f"bad version {text!r}")
+    return tuple(int(p) for p in parts) + (0,) * (3 - len(parts))
+
+
+def _version_ok(spec: str) -> bool:
+    """``>= 7.0.3 < 8 | >= 8.0.1``: alternatives joined by '|', each a list of comparisons."""
+    for alternative in spec.split("|"):
+        tokens = re.findall(r"(>=|<=|>|<|=)?\s*([0-9][0-9.]*)", alternative)
+        if not tokens:
+            raise RuleInvalid("invalid: requires", f"bad version requirement {spec!r}")
+        ok = True
+        for op, ver in tokens:
+            mine, theirs = SURICATA_VERSION, _version(ver)
+            ok &= {
+                ">=": mine >= theirs,
+                "<=": mine <= theirs,
+                ">": mine > theirs,
+                "<": mine < theirs,
+            }.get(op, mine[: len(ver.split("."))] == theirs[: len(ver.split("."))])
+        if ok:
+            return True
+    return False
+
+
+def _requires(b: _Build, v: str | None) -> None:
+    """Suricata 7's requires: skip the rule (counted) when this engine does not meet a requirement."""
+    for item in _need(v, "requires").split(","):
+        word, _, arg = item.strip().partition(" ")
+        arg = arg.strip()
+        if word == "version":
+            if not _version_ok(arg):
+                raise RuleUnsupported("unsupported: requires version", f"requires version {arg}")
+        elif word == "feature":
+            if arg not in _FEATURES:
+                raise RuleUnsupported(f"unsupported: requires feature {arg}")
+        elif word == "keyword":
+            if arg not in HANDLERS:
+                raise RuleUnsupported(f"unsupported: requires keyword {arg}")
+        else:
+            raise RuleInvalid("invalid: requires", f"unknown requirement {word!r}")
+
+
 def _service(b: _Build, v: str | None) -> None:
     b.services.extend(s.strip().lower() for s in _need(v, "service").split(",") if s.strip())
 
@@ -935,6 +1024,10 @@ def _build_handlers() -> dict[str, Handler]:
         "bsize": _bsize,
         "urilen": _urilen,
         "prefilter": _prefilter,
+        "requires": _requires,
+        "tls.subject": _tls_value(Buffer.TLS_CERT_SUBJECT, False),
+        "tls.issuerdn": _tls_value(Buffer.TLS_CERT_ISSUER, False),
+        "tls.fingerprint": _tls_value(Buffer.TLS_CERT_FINGERPRINT, True),
     }
     for name in _IGNORED:
         h[name] = _ignored
@@ -979,6 +1072,7 @@ _NO_MATCH: Final = frozenset(
         _ignored,
         _threshold,
         _detection_filter,
+        _requires,
     }
 )
 
@@ -1027,7 +1121,10 @@ def compile_rule(raw: RawRule, ctx: CompileContext, snort3: bool | None = None) 
         if handler is None:
             raise RuleUnsupported(f"unsupported keyword '{opt.name}'")
         handler(b, opt.value)
-        if opt.name != "prefilter" and opt.name not in _MODIFIER_NAMES and handler not in _NO_MATCH:
+        if opt.name in MODIFIERS or opt.name == "uricontent":
+            # A legacy modifier moves its content; prefilter still applies to that content.
+            b.last_match = "content"
+        elif opt.name != "prefilter" and opt.name not in _MODIFIER_NAMES and handler not in _NO_MATCH:
             b.last_match = opt.name
     if not b.sid:
         raise RuleInvalid("invalid: no sid", "the rule has no sid")

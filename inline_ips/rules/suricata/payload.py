@@ -499,6 +499,10 @@ class PayloadBuilder:
         if buf is None and lst.transforms:
             self._transforms_open = False
 
+    def add_to(self, buf: Buffer, m: Match) -> None:
+        """A match keyword with a buffer of its own (tls.subject...): outside the sticky-buffer flow."""
+        self._list(buf, ()).items.append(m)
+
     def finish(self) -> tuple[BufferMatch, ...]:
         if self._sticky is not None and not self.snort3:
             lst = self._lists.get((self._sticky, tuple(self._transforms)))

@@ -761,7 +761,7 @@ def test_buffer_lists(options: str, snort3: bool, expected: dict[str, list[objec
             "invalid: buffers of both directions",
         ),
         (
-            'tls.sni; content:"a"; tls.cert_subject; content:"b";',
+            'tls.sni; content:"a"; ja3s.hash; content:"b";',
             TCP,
             False,
             RuleInvalid,
@@ -1312,6 +1312,13 @@ def test_flags_and_sameip() -> None:
             None,
             Threshold("detection_filter", "by_both", 1, 60.0, "dst_port"),
         ),
+        (
+            # Suricata 8's backoff: per flow, no seconds
+            "threshold:type backoff, track by_flow, count 3, multiplier 2;",
+            TCP,
+            Threshold("backoff", "by_flow", 3, 0.0, multiplier=2),
+            None,
+        ),
     ],
 )
 def test_thresholds(
@@ -1372,6 +1379,10 @@ def test_thresholds(
             "alert icmp any any -> any any",
             "invalid: detection_filter",
         ),
+        ("threshold:type backoff, track by_src, count 1, multiplier 2;", TCP, "invalid: threshold"),
+        ("threshold:type backoff, track by_flow, count 1;", TCP, "invalid: threshold"),
+        ("threshold:type backoff,track by_flow,count 1,multiplier 2,seconds 9;", TCP, "invalid: threshold"),
+        ("threshold:type limit, track by_src, count 1, seconds 9, multiplier 2;", TCP, "invalid: threshold"),
     ],
 )
 def test_threshold_errors(options: str, header: str, reason: str) -> None:
@@ -1394,6 +1405,9 @@ def test_threshold_errors(options: str, header: str, reason: str) -> None:
         ('content:"a"; prefilter; prefilter;', False),
         ('pcre:"/a/"; prefilter;', False),
         ('content:"a"; prefilter:yes;', False),
+        # after a legacy modifier the content it moved is the prefilter (suricata-verify rules/prefilter)
+        ('content:"a"; http_uri; prefilter;', True),
+        ('uricontent:"a"; prefilter;', True),
     ],
 )
 def test_prefilter(options: str, ok: bool) -> None:
@@ -1503,3 +1517,53 @@ def test_classify_direct() -> None:
     n = compile_text("alert ip $EXTERNAL_NET any -> any any (sid:1;)")
     assert classify(n, False, VARS) == KIND_LIKE_IPONLY
     assert classify(n, False, {**VARS, "EXTERNAL_NET": "any"}) == KIND_IPONLY
+
+
+# -- Suricata's older TLS match keywords, requires, pcre captures ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "buffer", "content"),
+    [
+        ('tls.subject:"CN=example.com";', "tls.cert_subject", Content(b"CN=example.com")),
+        ('tls.issuerdn:!"O=Evil CA";', "tls.cert_issuer", Content(b"O=Evil CA", negated=True)),
+        (
+            'tls.fingerprint:"90:86:A4:3B";',
+            "tls.cert_fingerprint",
+            Content(b"90:86:a4:3b", nocase=True, startswith=True, endswith=True),
+        ),
+    ],
+)
+def test_tls_value_keywords(options: str, buffer: str, content: Content) -> None:
+    r = opts(options, "alert tls any any -> any any")
+    (bm,) = r.buffers
+    assert (bm.buffer.value, bm.matches) == (buffer, (content,))
+
+
+@pytest.mark.parametrize(
+    ("requires", "loads"),
+    [
+        ("version >= 7", True),
+        ("version >= 7.0.3 < 8 | >= 8.0.1", True),
+        ("version < 8", False),
+        ("version >= 10", False),
+        ("keyword tls.sni", True),
+        ("keyword lua", False),
+        ("feature ja3, version >= 7", True),
+        ("feature geoip", False),
+    ],
+)
+def test_requires(requires: str, loads: bool) -> None:
+    text = f'{TCP} (msg:"r"; requires: {requires}; content:"a"; sid:1;)'
+    if loads:
+        assert compile_text(text).sid == 1
+    else:
+        with pytest.raises(RuleUnsupported) as e:
+            compile_text(text)
+        assert e.value.reason.startswith("unsupported: requires")
+
+
+def test_pcre_alert_capture_names_load() -> None:
+    """Suricata 8 names captures for the alert (``, alert:name``); the match is the same."""
+    r = opts('http.user_agent; pcre:"/^([a-z]+) ([0-9]+)/ ,alert:user_agent, flow:ua";', HTTP)
+    assert [type(m).__name__ for m in r.buffers[0].matches] == ["Regex"]
