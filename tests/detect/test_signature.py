@@ -16,8 +16,9 @@ from inline_ips.detect.signature import Inspection, SignatureEngine
 from inline_ips.engine import Engine, Result
 from inline_ips.flow import FlowOptions, FlowTable
 from inline_ips.options import EngineOptions
-from inline_ips.rules.yaml_loader import load_rules_text
+from inline_ips.rules.yaml_loader import load_rules_text, load_rules_yaml
 from inline_ips.verdict import Action
+from tests.corpus import DEFAULT_RULES
 
 CLIENT = "10.0.0.1"
 SERVER = "192.0.2.1"
@@ -306,6 +307,25 @@ def test_http_buffers(buffer: str, content: str, expected: bool) -> None:
     res = conn.client(data=REQUEST)
     assert res.app_proto == "http"
     assert alerted(res) == ([1] if expected else [])
+
+
+@pytest.mark.parametrize(
+    ("uri", "sid"),
+    [
+        ("/vulnerabilities/sqli/?id=%27+or+%271%27%3D%271&Submit=Submit", 2100003),
+        ("/item?id=1%27%20OR%20%271%27=%271", 2100003),
+        ("/item?id=1;+waitfor+delay+'0:0:5'", 2100004),
+        ("/item?id=1+AND+SLEEP(5)", 2100004),
+        ("/item?id=-1+UNION+ALL+SELECT+1,2", 2100001),
+    ],
+)
+def test_default_sqli_rules_see_plus_as_a_blank(uri: str, sid: int) -> None:
+    """Suricata's http.uri keeps a query's '+' (libhtp): the default rules must still read it as a blank."""
+    eng = Engine(load_rules_yaml(DEFAULT_RULES))
+    conn = Conn(eng)
+    conn.handshake()
+    res = conn.client(data=f"GET {uri} HTTP/1.1\r\nHost: shop.example\r\n\r\n".encode())
+    assert sid in alerted(res)
 
 
 def test_http_request_split_over_segments() -> None:
