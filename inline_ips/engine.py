@@ -104,7 +104,6 @@ class Engine:
         self.flows = FlowTable(opts.flows)
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
-        self.thresholds = Thresholds(opts.threshold_max_entries)
         self._checksums = opts.checksum_checks != "none"
         self._checked = 0  # packets whose TCP checksum was verified (auto mode decides at 1000)
         self._bad_checksums = 0
@@ -130,6 +129,7 @@ class Engine:
         alerts = {r.sid: _alert(r) for r in all_rules}
         # One assignment: a packet on another thread holds either bundle whole.
         self._r = _Compiled(rules, signatures, rates, bypass, rules.allowlist, alerts, rules.normalize)
+        # Counts of the old rules mean nothing for the new ones (Suricata resets them too).
         self.thresholds = Thresholds(opts.threshold_max_entries)
 
     @property
@@ -423,13 +423,7 @@ class Engine:
     ) -> None:
         seen: dict[int, HttpTx] = {}
         for tx, event in events:
-            if event in _READY_EVENTS or (
-                tx.request_body_truncated
-                if event == "request_body"
-                else tx.response_body_truncated
-                if event == "response_body"
-                else False
-            ):
+            if _ready(tx, event):
                 seen.setdefault(tx.index, tx)
             if event == "request_headers" and tx.request is not None:
                 pkt.http = tx.request
@@ -479,6 +473,15 @@ class _Compiled:
     allowlist: AddressSet | None
     alerts: dict[int, Alert]
     normalize: Normalize
+
+
+def _ready(tx: HttpTx, event: str) -> bool:
+    """Did this event make more of the transaction inspectable (headers, or a whole body)?"""
+    if event in _READY_EVENTS:
+        return True
+    if event == "request_body":
+        return tx.request_body_truncated  # the body limit is reached: it will not grow further
+    return event == "response_body" and tx.response_body_truncated
 
 
 def _http_source(tx: HttpTx, to_server: bool) -> Source:
