@@ -262,6 +262,56 @@ class IsDataAt:
 _BT_OPS = ("<=", ">=", "<", ">", "=", "&", "^")
 
 
+@dataclass(slots=True)
+class _ReadOptions:
+    """The options byte_test and byte_jump share: where to read and how to decode."""
+
+    relative: bool = False
+    little: bool = False
+    big: bool = False
+    string: bool = False
+    dce: bool = False
+    base: int = 0
+
+    def take(self, kw: str, name: str) -> bool:
+        """Record a shared option; False when ``name`` is not one of them."""
+        if name == "relative":
+            self.relative = True
+        elif name == "string":
+            self.string = True
+        elif name in BASES:
+            if self.base and self.base != BASES[name]:
+                raise ValueError(f"{kw}: more than one of hex/dec/oct")
+            self.base = BASES[name]
+        elif name == "big":
+            self.big, self.little = True, False
+        elif name == "little":
+            self.little = True
+        elif name == "dce":
+            self.dce = True
+        else:
+            return False
+        return True
+
+    def check(self, kw: str, nbytes: int | str, verb: str) -> None:
+        if isinstance(nbytes, int):
+            if self.string and nbytes > 23:
+                raise ValueError(f"{kw}: cannot {verb} more than 23 bytes with 'string'")
+            if not self.string and nbytes > 8:
+                raise ValueError(f"{kw}: cannot {verb} more than 8 bytes without 'string'")
+        if self.base and not self.string:
+            raise ValueError(f"{kw}: a base (hex/dec/oct) needs 'string'")
+
+
+def _nbytes_arg(kw: str, tok: str) -> int | str:
+    if _is_var(tok):
+        return tok
+    n = _strict_int(tok, 10, 0, U32)
+    if n is None:
+        raise ValueError(f"{kw}: malformed number of bytes {tok!r}")
+    return n
+
+
 def parse_byte_test(text: str) -> ByteTest:
     """``nbytes, [!]op, value, offset [, relative][, big|little][, string[, hex|dec|oct]]
     [, dce][, bitmask M]``."""
@@ -272,15 +322,7 @@ def parse_byte_test(text: str) -> ByteTest:
     nb_s, op_s, val_s, off_s = parts[:4]
     for what, tok in (("number of bytes", nb_s), ("value", val_s), ("offset", off_s)):
         _single(kw, what, tok)
-
-    nbytes: int | str
-    if _is_var(nb_s):
-        nbytes = nb_s
-    else:
-        n = _strict_int(nb_s, 10, 0, U32)
-        if n is None:
-            raise ValueError(f"{kw}: malformed number of bytes {nb_s!r}")
-        nbytes = n
+    nbytes = _nbytes_arg(kw, nb_s)
 
     negate = op_s.startswith("!")
     op = op_s[1:].strip() if negate else op_s
@@ -307,8 +349,7 @@ def parse_byte_test(text: str) -> ByteTest:
             raise ValueError(f"{kw}: malformed offset {off_s!r}")
         offset = o
 
-    relative = little = big = string = dce = False
-    base = 0
+    opts = _ReadOptions()
     bitmask: int | None = None
     for tok in parts[4:]:
         name, arg = _option(tok)
@@ -316,35 +357,16 @@ def parse_byte_test(text: str) -> ByteTest:
             bitmask = _parse_bitmask(kw, tok[len("bitmask") :])
             continue
         _no_arg(kw, name, arg)
-        if name == "relative":
-            relative = True
-        elif name == "string":
-            string = True
-        elif name in BASES:
-            if base and base != BASES[name]:
-                raise ValueError(f"{kw}: more than one of hex/dec/oct")
-            base = BASES[name]
-        elif name == "big":
-            big, little = True, False
-        elif name == "little":
-            little = True
-        elif name == "dce":
-            dce = True
-        else:
+        if not opts.take(kw, name):
             raise ValueError(f"{kw}: unknown option {tok!r}")
-
-    if isinstance(nbytes, int):
-        if string and nbytes > 23:
-            raise ValueError(f"{kw}: cannot test more than 23 bytes with 'string'")
-        if not string and nbytes > 8:
-            raise ValueError(f"{kw}: cannot test more than 8 bytes without 'string'")
-    if base and not string:
-        raise ValueError(f"{kw}: a base (hex/dec/oct) needs 'string'")
-    if dce:
-        if string or little or big or base:
+    opts.check(kw, nbytes, "test")
+    if opts.dce:
+        if opts.string or opts.little or opts.big or opts.base:
             raise ValueError(f"{kw}: 'dce' cannot be combined with string, big, little or a base")
         raise _unsupported(kw, "dce (DCE/RPC byte order)")
-    return ByteTest(nbytes, op, negate, value, offset, relative, little, string, base, bitmask)
+    return ByteTest(
+        nbytes, op, negate, value, offset, opts.relative, opts.little, opts.string, opts.base, bitmask
+    )
 
 
 def parse_byte_jump(text: str) -> ByteJump:
@@ -357,14 +379,7 @@ def parse_byte_jump(text: str) -> ByteJump:
     nb_s, off_s = parts[:2]
     _single(kw, "number of bytes", nb_s)
     _single(kw, "offset", off_s)
-    nbytes: int | str
-    if _is_var(nb_s):
-        nbytes = nb_s
-    else:
-        n = _strict_int(nb_s, 10, 0, U32)
-        if n is None:
-            raise ValueError(f"{kw}: malformed number of bytes {nb_s!r}")
-        nbytes = n
+    nbytes = _nbytes_arg(kw, nb_s)
     offset: int | str
     if _is_var(off_s):
         offset = off_s
@@ -374,8 +389,8 @@ def parse_byte_jump(text: str) -> ByteJump:
             raise ValueError(f"{kw}: malformed offset {off_s!r} (decimal, -65535..65535)")
         offset = o
 
-    relative = little = big = string = align = begin = end = dce = False
-    base = 0
+    opts = _ReadOptions()
+    align = begin = end = False
     multiplier = 1
     post_offset: int | str = 0
     bitmask: int | None = None
@@ -400,44 +415,37 @@ def parse_byte_jump(text: str) -> ByteJump:
             bitmask = _parse_bitmask(kw, arg)
             continue
         _no_arg(kw, name, arg)
-        if name == "relative":
-            relative = True
-        elif name == "string":
-            string = True
-        elif name in BASES:
-            if base and base != BASES[name]:
-                raise ValueError(f"{kw}: more than one of hex/dec/oct")
-            base = BASES[name]
-        elif name == "big":
-            big, little = True, False
-        elif name == "little":
-            little = True
-        elif name == "from_beginning":
+        if opts.take(kw, name):
+            continue
+        if name == "from_beginning":
             begin = True
         elif name == "from_end":
             end = True
         elif name == "align":
             align = True
-        elif name == "dce":
-            dce = True
         else:
             raise ValueError(f"{kw}: unknown option {tok!r}")
 
     if begin and end:
         raise ValueError(f"{kw}: 'from_end' and 'from_beginning' cannot be used together")
-    if isinstance(nbytes, int):
-        if string and nbytes > 23:
-            raise ValueError(f"{kw}: cannot read more than 23 bytes with 'string'")
-        if not string and nbytes > 8:
-            raise ValueError(f"{kw}: cannot read more than 8 bytes without 'string'")
-    if base and not string:
-        raise ValueError(f"{kw}: a base (hex/dec/oct) needs 'string'")
-    if dce:
-        if string or little or big or begin or end or base:
+    opts.check(kw, nbytes, "read")
+    if opts.dce:
+        if opts.string or opts.little or opts.big or begin or end or opts.base:
             raise ValueError(f"{kw}: 'dce' cannot be combined with string, big, little, a base or from_*")
         raise _unsupported(kw, "dce (DCE/RPC byte order)")
     return ByteJump(
-        nbytes, offset, relative, little, string, base, multiplier, align, begin, end, post_offset, bitmask
+        nbytes,
+        offset,
+        opts.relative,
+        opts.little,
+        opts.string,
+        opts.base,
+        multiplier,
+        align,
+        begin,
+        end,
+        post_offset,
+        bitmask,
     )
 
 
