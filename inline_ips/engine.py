@@ -95,6 +95,7 @@ def _alert(rule: SignatureRule | RateRule) -> Alert:
         severity=rule.priority,
         action=rule.action.action,
         metadata=getattr(rule, "metadata", {}),
+        target=getattr(rule, "target", ""),
     )
 
 

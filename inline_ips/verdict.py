@@ -71,3 +71,4 @@ class Alert:
     severity: int
     action: Action  # what the rule asked for; the packet's final verdict may be stronger
     metadata: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    target: str = ""  # the rule's target keyword: "src_ip" or "dest_ip" is the attacked end

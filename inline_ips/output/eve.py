@@ -195,7 +195,9 @@ def alert_event(
     """The EVE ``alert`` event for one rule firing on ``pkt``.
 
     ``blocked`` is the packet's final fate (``alert.action`` "blocked" or
-    "allowed"), which may be stronger than what this rule asked for. The
+    "allowed"), which may be stronger than what this rule asked for. A rule
+    with ``target`` names the attacked end and the attacker (``alert.target``
+    and ``alert.source``), as Suricata logs them. The
     ``http``, ``dns`` and ``tls`` records are added when the packet carries
     them.
     """
@@ -216,6 +218,11 @@ def alert_event(
     metadata = {k: list(v) for k, v in alert.metadata.items() if v}
     if metadata:
         rule["metadata"] = metadata
+    if alert.target:
+        # Suricata's target keyword: which end is attacked (target) and which attacks (source).
+        src = {"ip": pkt.src_str, **({"port": pkt.sport} if _has_l4(pkt) else {})}
+        dst = {"ip": pkt.dst_str, **({"port": pkt.dport} if _has_l4(pkt) else {})}
+        rule["source"], rule["target"] = (dst, src) if alert.target == "src_ip" else (src, dst)
     ev["alert"] = rule
     if pkt.http is not None:
         ev["http"] = _http_record(pkt.http)

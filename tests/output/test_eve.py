@@ -432,6 +432,30 @@ def test_alert_without_app_records_or_metadata(validate: Callable[[dict[str, obj
     }
 
 
+@pytest.mark.parametrize(
+    ("target", "source_end", "target_end"),
+    [
+        ("dest_ip", ("src_str", "sport"), ("dst_str", "dport")),
+        ("src_ip", ("dst_str", "dport"), ("src_str", "sport")),
+    ],
+)
+def test_alert_with_target_names_source_and_target(
+    validate: Callable[[dict[str, object]], None],
+    target: str,
+    source_end: tuple[str, str],
+    target_end: tuple[str, str],
+) -> None:
+    """Suricata's ``target`` keyword: the alert says which end is attacked."""
+    pkt = tcp4()
+    alert = Alert(sid=1, gid=1, rev=1, msg="m", category="", severity=3, action=Action.ACCEPT, target=target)
+    ev = alert_event(pkt, 7, True, alert, False)
+    validate(ev)
+    rule = ev["alert"]
+    assert isinstance(rule, dict)
+    assert rule["source"] == {"ip": getattr(pkt, source_end[0]), "port": getattr(pkt, source_end[1])}
+    assert rule["target"] == {"ip": getattr(pkt, target_end[0]), "port": getattr(pkt, target_end[1])}
+
+
 def test_alert_on_later_fragment_has_no_ports(validate: Callable[[dict[str, object]], None]) -> None:
     ev = alert_event(fragment(1480), 1, True, ALERT, False)
     validate(ev)
