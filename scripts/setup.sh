@@ -14,9 +14,10 @@ export DEBIAN_FRONTEND=noninteractive
 # build-essential/python3-dev/libnetfilter-queue-dev: NetfilterQueue builds from source.
 # iptables/ipset/iproute2/conntrack: the live inline mode; tcpdump: debugging captures.
 # hping3 nmap iperf3 curl dnsutils iputils-ping: real traffic and attacks in the lab.
+# openssl: the TLS tests make their certificates with it.
 PACKAGES=(python3 python3-venv python3-dev build-essential libnetfilter-queue-dev
           iptables ipset iproute2 conntrack tcpdump
-          hping3 nmap iperf3 curl dnsutils iputils-ping)
+          hping3 nmap iperf3 curl dnsutils iputils-ping openssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
