@@ -259,8 +259,6 @@ class SignatureEngine:
             else:
                 packet.append(c)
         self.iponly_count = len(iponly)
-        self.packet_count = len(packet)
-        self.tx_count = len(tx)
         self._iponly = IpOnlyIndex(
             (c.idx, c.rule.header.src, c.rule.header.dst, c.rule.header.bidirectional) for c in iponly
         )
@@ -305,7 +303,6 @@ class SignatureEngine:
                 continue
             pf = Prefilter([c.rule for c in members], [c.idx for c in members])
             self._tx[app] = (pf, tuple(pf.unfiltered), pf.keys)
-        self.tx_apps = frozenset(self._tx)
 
     @property
     def pattern_count(self) -> int:
