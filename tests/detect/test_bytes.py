@@ -33,6 +33,7 @@ from inline_ips.detect.bytes import (
     parse_byte_test,
     parse_isdataat,
 )
+from inline_ips.rules.suricata.parser import parse_rule, split_rules
 from tests.corpus import CORPUS, require_corpus
 
 Env = dict[str, int]
@@ -815,35 +816,16 @@ PARSERS: dict[str, Callable[[str], object]] = {
 }
 
 
-def _rule_options(line: str) -> Iterator[tuple[str, str]]:
-    """(name, value) of each option of a rule line, honouring quotes and backslash escapes."""
-    body = line[line.find("(") + 1 : line.rfind(")")]
-    cur: list[str] = []
-    quoted = False
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            cur.append(body[i : i + 2])
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        if c == ";" and not quoted:
-            name, _, value = "".join(cur).partition(":")
-            yield name.strip(), value.strip()
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
+def _rule_options(rule: str) -> Iterator[tuple[str, str]]:
+    """(name, value) of each option of a rule, split as the rule loader splits them."""
+    for opt in parse_rule(rule).options:
+        yield opt.name, opt.value or ""
 
 
 def _enabled_rules(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            s = line.strip()
-            if s and not s.startswith("#"):
-                yield s
+    for _line, text, enabled in split_rules(path.read_text(encoding="utf-8", errors="replace")):
+        if enabled:
+            yield text
 
 
 @pytest.mark.corpus
