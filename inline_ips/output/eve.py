@@ -26,12 +26,13 @@ functions do no I/O.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from inline_ips.packet import FRAG_PIECE, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP
 from inline_ips.verdict import Action
@@ -323,23 +324,31 @@ class EveWriter:
 
     ``path`` "-" writes to stdout (which ``close`` leaves open). Writes are
     buffered: call :meth:`flush` when the log must be current (for example
-    once per batch of packets). Not thread-safe. For logrotate, call
-    :meth:`reopen`, or :meth:`request_reopen` from a SIGHUP handler, which
-    only sets a flag that the next :meth:`write` acts on.
+    once per batch of packets). The file is opened with ``O_APPEND`` and the
+    buffer is only ever written out in whole lines, one ``write(2)`` per
+    flush, so several writers (worker processes, the stats logger) can share
+    one file without tearing each other's lines. A new file is created
+    ``0640``: alerts name hosts and URLs, which other local users need not
+    read. Not thread-safe. For logrotate, call :meth:`reopen`, or
+    :meth:`request_reopen` from a SIGHUP handler, which only sets a flag that
+    the next :meth:`write` acts on.
     """
 
     BUFFER_SIZE = 64 * 1024
+    FILE_MODE = 0o640
 
     def __init__(self, path: str | Path) -> None:
         self.path = path if path == "-" else Path(path)
         self._reopen_requested = False
-        self._fh: TextIO | None = self._open()
+        self._buf: list[bytes] = []
+        self._size = 0
+        self._fd: int | None = self._open()
 
-    def _open(self) -> TextIO:
+    def _open(self) -> int:
         if self.path == "-":
-            return sys.stdout
+            return -1  # stdout, through sys.stdout (so redirections of it are honoured)
         try:
-            return open(self.path, "a", encoding="utf-8", buffering=self.BUFFER_SIZE)
+            return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, self.FILE_MODE)
         except OSError as e:
             raise self._fail("open", e) from e
 
@@ -352,61 +361,72 @@ class EveWriter:
         """Append one event as a JSON line."""
         if self._reopen_requested:
             self.reopen()
-        if self._fh is None:
+        if self._fd is None:
             raise EveOutputError(f"EVE log {self.path} is closed")
-        line = json.dumps(event, separators=(",", ":")) + "\n"
-        try:
-            self._fh.write(line)
-        except OSError as e:
-            raise self._fail("write", e) from e
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        self._buf.append(line)
+        self._size += len(line)
+        if self._size >= self.BUFFER_SIZE:
+            self.flush()
 
     def flush(self) -> None:
         """Push buffered lines to the operating system."""
-        if self._fh is None:
+        if self._fd is None or not self._buf:
             return
+        data = b"".join(self._buf)
+        self._buf.clear()
+        self._size = 0
+        if self._fd < 0:
+            sys.stdout.write(data.decode())
+            sys.stdout.flush()
+            return
+        view = memoryview(data)
         try:
-            self._fh.flush()
+            while view:
+                # A regular file takes it in one piece; a short write (disk nearly full) is continued.
+                view = view[os.write(self._fd, view) :]
         except OSError as e:
-            raise self._fail("flush", e) from e
+            raise self._fail("write", e) from e
 
     def request_reopen(self) -> None:
         """Ask for :meth:`reopen` at the next write; safe to call from a signal handler."""
         self._reopen_requested = True
 
     def reopen(self) -> None:
-        """Close and reopen the path, so writes go to a fresh file after logrotate moved the old one.
+        """Flush, close and reopen the path, so writes go to a fresh file after logrotate moved the old one.
 
         The new file is opened before the old one is closed: if that fails,
         the error is raised and the writer keeps appending to the old file.
         """
         self._reopen_requested = False
+        self.flush()
         if self.path == "-":
-            self.flush()
             return
         new = self._open()
-        old, self._fh = self._fh, new
-        if old is not None:
+        old, self._fd = self._fd, new
+        if old is not None and old >= 0:
             try:
-                old.close()
+                os.close(old)
             except OSError as e:
                 raise self._fail("close old", e) from e
 
     def close(self) -> None:
         """Flush and close the file (stdout is only flushed)."""
-        fh, self._fh = self._fh, None
-        if fh is None:
+        if self._fd is None:
             return
         try:
-            if fh is sys.stdout:
-                fh.flush()
-            else:
-                fh.close()
-        except OSError as e:
-            raise self._fail("close", e) from e
+            self.flush()
+        finally:
+            fd, self._fd = self._fd, None
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError as e:
+                    raise self._fail("close", e) from e
 
     @property
     def closed(self) -> bool:
-        return self._fh is None
+        return self._fd is None
 
     def __enter__(self) -> EveWriter:
         return self
