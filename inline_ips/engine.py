@@ -266,6 +266,7 @@ class Engine:
             if not flow.alerted and self._clean(r.bypass, flow, pkt, allowed):
                 flow.bypassed = result.bypass = True
                 r.bypass.stats["bypassed"] += 1
+                self.stats["flows_bypassed"] += 1  # survives reloads, unlike the policy's own count
             return result
         if allowed and verdict.action >= Action.DROP:
             # Management and allowlisted hosts are never dropped, rejected or blocked.
