@@ -19,7 +19,7 @@ from inline_ips import __version__
 from inline_ips.detect.bypass import BypassOptions
 from inline_ips.engine import Engine
 from inline_ips.flow import FlowOptions
-from inline_ips.options import EngineOptions
+from inline_ips.options import DEFAULT_METRICS_LISTEN, EngineOptions
 from inline_ips.output.eve import EveOutputError, EveWriter
 from inline_ips.replay import replay
 from inline_ips.rules.loader import LoadReport, load_rule_files
@@ -267,6 +267,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         queue_maxlen=args.queue_maxlen,
         fail_open=not args.fail_closed,
         eve=args.eve,
+        metrics=None if args.no_metrics else args.metrics,
+        stats_interval=args.stats_interval,
     )
     try:
         return runner.run(opts)
@@ -320,6 +322,26 @@ def cmd_lab(args: argparse.Namespace) -> int:
             print("interrupted; the lab was torn down", file=sys.stderr)
             return 130
     return 0
+
+
+def _listen_address(text: str) -> str:
+    from inline_ips.output.metrics import parse_listen  # noqa: PLC0415 - see above
+
+    try:
+        parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds cannot be negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -418,6 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop packets when the queue is full instead of passing them (not the default)",
     )
     run.add_argument("--eve", metavar="FILE", help="write EVE JSON events here (reopened on SIGHUP)")
+    run.add_argument(
+        "--metrics",
+        type=_listen_address,
+        default=DEFAULT_METRICS_LISTEN,
+        metavar="HOST:PORT",
+        help=f"serve Prometheus metrics here (default {DEFAULT_METRICS_LISTEN}, loopback only)",
+    )
+    run.add_argument("--no-metrics", action="store_true", help="do not serve Prometheus metrics")
+    run.add_argument(
+        "--stats-interval",
+        type=_seconds,
+        default=8.0,
+        metavar="SECONDS",
+        help="write an EVE stats event this often (default 8, as Suricata; 0: never)",
+    )
     run.add_argument(
         "--bypass-after",
         type=int,

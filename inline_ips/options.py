@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from inline_ips.detect.bypass import BypassOptions
 from inline_ips.flow import FlowOptions
 
+# Where the Prometheus exporter listens unless told otherwise: loopback only,
+# so the metrics (which name rules and traffic volumes) are not on the wire.
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9108"
+
 
 @dataclass(frozen=True, slots=True)
 class EngineOptions:

@@ -11,6 +11,14 @@ queues (``--queue-balance``) and one process serves each; the parent
 supervises them and restarts one that dies (traffic passes meanwhile:
 ``--queue-bypass`` and fail-open). What the engine decides is carried out
 here: blocks go to the kernel ipset, rejects are sent, events are logged.
+
+Every worker reports a :class:`~inline_ips.telemetry.Snapshot` of its
+counters once a second (directly, or over a pipe to the parent); the process
+that owns the :class:`~inline_ips.output.metrics.MetricsHub` serves them to
+Prometheus (:data:`~inline_ips.output.metrics.DEFAULT_LISTEN` unless told
+otherwise) and writes the EVE ``stats`` event every ``stats_interval``
+seconds. The exporter binds before the firewall is touched, so a port in use
+fails the start instead of leaving a half-set-up router.
 """
 
 from __future__ import annotations
@@ -23,23 +31,39 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from types import FrameType
 
+from inline_ips import __version__
 from inline_ips.engine import Engine, Result
-from inline_ips.firewall.iptables import FirewallConfig, install, remove
+from inline_ips.firewall.iptables import FirewallConfig, counters, install, remove
 from inline_ips.options import EngineOptions
 from inline_ips.output.eve import EveWriter, alert_event, drop_event
+from inline_ips.output.eve_stats import DEFAULT_INTERVAL, StatsLogger
+from inline_ips.output.metrics import (
+    DEFAULT_LISTEN,
+    Exporter,
+    IpsCollector,
+    MetricsHub,
+    ProcessInfo,
+    kernel_blocklist_reader,
+    parse_listen,
+)
 from inline_ips.respond.block import KernelBlocklist
 from inline_ips.respond.reject import Rejecter
 from inline_ips.rules.loader import LoadReport, load_rule_files
 from inline_ips.rules.yaml_loader import RulesError
-from inline_ips.source.nfqueue import Decision, NfqueueSource
+from inline_ips.source.nfqueue import Decision, NfqueueSource, read_queue_stats
+from inline_ips.telemetry import Snapshot, Telemetry
 from inline_ips.verdict import Action
 
 log = logging.getLogger("inline_ips")
 
 EVE_FLUSH_SECONDS = 0.5
+METRICS_SECONDS = 1.0  # how often a worker reports its counters
 RESTART_BACKOFF_SECONDS = 1.0
+
+Publish = Callable[[Snapshot], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +76,22 @@ class RunOptions:
     fail_open: bool = True
     eve: str | None = None
     reject_rate: float = 100.0
+    metrics: str | None = DEFAULT_LISTEN  # HOST:PORT of the Prometheus endpoint; None: no exporter
+    stats_interval: float = DEFAULT_INTERVAL  # seconds between EVE stats events; 0: none
 
 
 class Worker:
     """One queue and one engine: judges each packet and carries out the verdict's side effects."""
 
-    def __init__(self, queue_num: int, opts: RunOptions, report: LoadReport) -> None:
+    def __init__(
+        self, queue_num: int, opts: RunOptions, report: LoadReport, publish: Publish | None = None
+    ) -> None:
         self.queue_num = queue_num
         self.opts = opts
         self.engine = Engine(report.ruleset, opts.engine)
+        self.telemetry = Telemetry(queue_num, report)
+        self.publish = publish
+        self._file_events = 0
         fw = opts.firewall
         self.kernel_blocks = KernelBlocklist(fw.block_set4, fw.block_set6, fw.block_max)
         self.rejecter = Rejecter(rate_per_second=opts.reject_rate)
@@ -76,14 +107,19 @@ class Worker:
         self._reload.set()
 
     def handle(self, raw: bytes, ts: float) -> Decision:
+        started = time.perf_counter()
         res = self.engine.process(raw, ts)
         v = res.verdict
         action = v.action
+        tel = self.telemetry
         if res.alerts or action >= Action.DROP:
+            if res.alerts:
+                tel.count_alerts(res.alerts)
             try:
                 self._side_effects(res, raw)
             except Exception as e:  # a full disk must not turn a drop into an accept
                 self._side_effect_failed(e)
+        tel.count(action, len(raw), v.reason, time.perf_counter() - started)
         return Decision(action, v.replacements, res.bypass)
 
     def _side_effect_failed(self, e: Exception) -> None:
@@ -101,7 +137,8 @@ class Worker:
         v = res.verdict
         if res.blocked is not None:
             version, addr, seconds = res.blocked
-            self.kernel_blocks.add(version, addr, seconds)
+            if self.kernel_blocks.add(version, addr, seconds):
+                self.telemetry.blocks += 1
         if v.action is Action.REJECT:
             self.rejecter.send(raw)
         eve = self.eve
@@ -110,8 +147,10 @@ class Worker:
             with self._eve_lock:
                 for a in res.alerts:
                     eve.write(alert_event(res.packet, res.flow_id, res.to_server, a, blocked, res.app_proto))
+                    self._file_events += 1
                 if blocked:
                     eve.write(drop_event(res.packet, res.flow_id, v))
+                    self._file_events += 1
 
     def _do_reload(self) -> None:
         """Reopen the EVE log and load the rules again; the engine swaps them in one step."""
@@ -127,13 +166,16 @@ class Worker:
             self.engine.reload(report.ruleset)
         except RulesError as e:
             self.engine.stats["reloads_failed"] += 1
+            self.telemetry.reload_failed()
             log.error("reload failed, the previous rules stay in force:\n%s", e)
             return
         except Exception:  # a compile error deeper down (hyperscan, RE2) must not stop the worker
             self.engine.stats["reloads_failed"] += 1
+            self.telemetry.reload_failed()
             log.exception("reload failed, the previous rules stay in force")
             return
         self.engine.stats["reloads_ok"] += 1
+        self.telemetry.rules_changed(report, time.time())
         rs = report.ruleset
         log.info(
             "queue %d: reloaded %d signature and %d rate rules in %.0f ms",
@@ -143,8 +185,26 @@ class Worker:
             (time.monotonic() - started) * 1000,
         )
 
+    def sink_counters(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        if self.eve is not None:
+            out["file"] = {"events": self._file_events, "dropped": self.engine.stats["side_effect_errors"]}
+        return out
+
+    def snapshot(self) -> Snapshot:
+        return self.telemetry.snapshot(self.engine, self.sink_counters())
+
+    def _report(self) -> None:
+        if self.publish is None:
+            return
+        try:
+            self.publish(self.snapshot())
+        except Exception as e:  # the parent went away, or a pipe broke: keep judging packets
+            log.warning("queue %d: cannot report counters: %s", self.queue_num, e)
+
     def _housekeeping(self) -> None:
-        """Off the verdict path: reloads on request, and flushes the EVE log twice a second."""
+        """Off the verdict path: reloads on request, flushes the EVE log twice a second, reports counters."""
+        next_report = time.monotonic()
         while not self.stop.is_set():
             if self._reload.wait(EVE_FLUSH_SECONDS):
                 self._reload.clear()
@@ -155,6 +215,9 @@ class Worker:
                         self.eve.flush()
                 except OSError as e:
                     self._side_effect_failed(e)
+            if time.monotonic() >= next_report:
+                next_report += METRICS_SECONDS
+                self._report()
 
     def run(self) -> None:
         source = NfqueueSource(
@@ -177,6 +240,7 @@ class Worker:
             if self.eve is not None:
                 with self._eve_lock:
                     self.eve.close()
+            self._report()  # the final counts, so the exporter and the stats event see every packet
             log.info(
                 "queue %d: stopped after %d packets (%s)",
                 self.queue_num,
@@ -213,10 +277,50 @@ def log_rule_files(report: LoadReport) -> None:
         )
 
 
-def _child(queue_num: int, opts: RunOptions, report: LoadReport) -> None:
-    worker = Worker(queue_num, opts, report)
+def _child(queue_num: int, opts: RunOptions, report: LoadReport, conn: Connection) -> None:
+    worker = Worker(queue_num, opts, report, publish=conn.send)
     _install_signals(worker.stop.set, worker.request_reload)
     worker.run()
+
+
+class _Observability:
+    """What the process that owns the hub runs beside the workers: the exporter and the stats logger."""
+
+    def __init__(self, opts: RunOptions, hub: MetricsHub) -> None:
+        fw = opts.firewall
+        self.exporter: Exporter | None = None
+        self.stats: StatsLogger | None = None
+        start = time.time()
+        if opts.metrics:
+            host, port = parse_listen(opts.metrics)
+            collector = IpsCollector(
+                hub,
+                ProcessInfo(__version__, opts.fail_open, start),
+                read_firewall=lambda: counters(fw),
+                read_blocklist=kernel_blocklist_reader(fw.block_set4, fw.block_set6, fw.block_max),
+            )
+            self.exporter = Exporter(collector, host, port)
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                host if ":" not in host else f"[{host}]",
+                self.exporter.port,
+            )
+        if opts.eve and opts.stats_interval > 0:
+            self.stats = StatsLogger(opts.eve, opts.stats_interval, hub.snapshots, read_queue_stats, start)
+
+    def start(self) -> None:
+        if self.stats is not None:
+            self.stats.start()
+
+    def request_reopen(self) -> None:
+        if self.stats is not None:
+            self.stats.request_reopen()
+
+    def close(self) -> None:
+        if self.stats is not None:
+            self.stats.close()
+        if self.exporter is not None:
+            self.exporter.close()
 
 
 def run(opts: RunOptions) -> int:
@@ -231,39 +335,72 @@ def run(opts: RunOptions) -> int:
     if opts.eve:
         EveWriter(opts.eve).close()  # fail now, before touching the firewall, if it cannot be written
     fw = opts.firewall
-    install(fw)
-    log.info(
-        "firewall installed: chain %s, queue %d%s, fail-%s",
-        fw.chain,
-        fw.queue_num,
-        f"..{fw.queue_num + fw.queues - 1}" if fw.queues > 1 else "",
-        "open" if opts.fail_open else "closed",
-    )
+    queues = range(fw.queue_num, fw.queue_num + fw.queues)
+    hub = MetricsHub(queues)
+    extras = _Observability(opts, hub)  # binds the metrics port: a clash fails here, firewall untouched
     try:
-        if fw.queues == 1:
-            worker = Worker(fw.queue_num, opts, report)
-            _install_signals(worker.stop.set, worker.request_reload)
-            worker.run()
-        else:
-            _supervise(opts, report)
+        install(fw)
+        log.info(
+            "firewall installed: chain %s, queue %d%s, fail-%s",
+            fw.chain,
+            fw.queue_num,
+            f"..{fw.queue_num + fw.queues - 1}" if fw.queues > 1 else "",
+            "open" if opts.fail_open else "closed",
+        )
+        try:
+            extras.start()
+            if fw.queues == 1:
+                worker = Worker(fw.queue_num, opts, report, publish=hub.update)
+
+                def hup() -> None:
+                    worker.request_reload()
+                    extras.request_reopen()
+
+                _install_signals(worker.stop.set, hup)
+                hub.worker_started(fw.queue_num)
+                try:
+                    worker.run()
+                finally:
+                    hub.worker_stopped(fw.queue_num)
+            else:
+                _supervise(opts, report, hub, extras.request_reopen)
+        finally:
+            remove(fw)
+            log.info("firewall rules removed")
     finally:
-        remove(fw)
-        log.info("firewall rules removed")
+        extras.close()
     return 0
 
 
-def _supervise(opts: RunOptions, report: LoadReport) -> None:
+def _receive(queue: int, conn: Connection, hub: MetricsHub) -> None:
+    """The parent's end of one worker's report pipe: snapshots go to the hub until the worker exits."""
+    try:
+        while True:
+            hub.update(conn.recv())
+    except (EOFError, OSError):
+        pass
+    finally:
+        hub.worker_stopped(queue)
+        conn.close()
+
+
+def _supervise(opts: RunOptions, report: LoadReport, hub: MetricsHub, on_hup: Callable[[], None]) -> None:
     ctx = multiprocessing.get_context("fork")
     fw = opts.firewall
     stop = threading.Event()
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def start(q: int) -> None:
-        p = ctx.Process(target=_child, args=(q, opts, report), name=f"inline-ips-q{q}", daemon=True)
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(q, opts, report, send), name=f"inline-ips-q{q}", daemon=True)
         p.start()
+        send.close()  # the child holds the only writer: its exit ends the receiver with EOF
+        hub.worker_started(q)
+        threading.Thread(target=_receive, args=(q, recv, hub), name=f"reports-q{q}", daemon=True).start()
         procs[q] = p
 
     def hup() -> None:
+        on_hup()
         for p in procs.values():
             if p.pid is not None:
                 os.kill(p.pid, signal.SIGHUP)

@@ -522,6 +522,36 @@ def _table_status(v: int, table_name: str, chain: str, hooks: tuple[str, ...]) -
     }
 
 
+# What each rule of our filter chain does, by its target (see _filter_rules).
+_COUNTER_KINDS = {"DROP": "blocked", "RETURN": "bypassed", "NFQUEUE": "queued"}
+
+
+def counters(cfg: FirewallConfig) -> dict[tuple[str, str], tuple[int, int]]:
+    """Packets and bytes through each rule of our filter chain: {(family, kind): (packets, bytes)}.
+
+    ``kind`` is ``blocked`` (the blocklist DROP: the kernel dropped a blocked
+    source), ``bypassed`` (a bypassed flow skipped the queue) or ``queued``
+    (sent to NFQUEUE, including what the kernel let through unjudged because
+    the queue was full or nobody listened). Families whose chain is absent
+    are left out. Read-only; for the exporter, at scrape time.
+    """
+    iptc = _iptc()
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for v in (4, 6) if cfg.ipv6 else (4,):
+        if not _table_loaded(v, "filter"):
+            continue
+        table = _open_table(v, "filter")
+        table.refresh()
+        if not table.is_chain(cfg.chain):
+            continue
+        for rule in iptc.Chain(table, cfg.chain).rules:
+            kind = _COUNTER_KINDS.get(rule.target.name)
+            if kind is not None:
+                packets, nbytes = rule.get_counters()
+                out[(_family_name(v), kind)] = (int(packets), int(nbytes))
+    return out
+
+
 def status(cfg: FirewallConfig) -> dict[str, object]:
     """What is present: per family and table our chain, its rule count and the jumps to it; the sets.
 
