@@ -306,6 +306,12 @@ def cmd_block(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_top(args: argparse.Namespace) -> int:
+    from inline_ips import top  # noqa: PLC0415 - curses and pyroute2 only when used
+
+    return top.run_top(args.url, args.interval, args.once, args.count, None, sys.stdout)
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from inline_ips.lab import demo  # noqa: PLC0415 - see above
 
@@ -464,6 +470,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=cmd_run)
+
+    tp = sub.add_parser(
+        "top", help="live view of a running inline-ips: traffic, drops, top rules, blocked hosts"
+    )
+    tp.add_argument(
+        "--url",
+        default=f"http://{DEFAULT_METRICS_LISTEN}/metrics",
+        help=f"the exporter's metrics URL (default http://{DEFAULT_METRICS_LISTEN}/metrics)",
+    )
+    tp.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between frames (default 1)"
+    )
+    tp.add_argument(
+        "--once", action="store_true", help="print one frame to stdout and exit (for scripts; no terminal)"
+    )
+    tp.add_argument(
+        "--count", type=int, metavar="N", help="stop after N frames (with --once: print N frames)"
+    )
+    tp.set_defaults(func=cmd_top)
 
     cl = sub.add_parser("cleanup", help="remove every iptables rule, chain and ipset inline-ips installed")
     queue_args(cl)
