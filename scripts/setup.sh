@@ -15,9 +15,11 @@ export DEBIAN_FRONTEND=noninteractive
 # iptables/ipset/iproute2/conntrack: the live inline mode; tcpdump: debugging captures.
 # hping3 nmap iperf3 curl dnsutils iputils-ping: real traffic and attacks in the lab.
 # openssl: the TLS tests make their certificates with it.
+# prometheus: promtool checks the scrape config and alert rules (and runs their unit tests);
+# the prometheus server evaluates the dashboard's queries and scrapes the exporter in the tests.
 PACKAGES=(python3 python3-venv python3-dev build-essential libnetfilter-queue-dev
           iptables ipset iproute2 conntrack tcpdump
-          hping3 nmap iperf3 curl dnsutils iputils-ping openssl)
+          hping3 nmap iperf3 curl dnsutils iputils-ping openssl prometheus)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
