@@ -116,6 +116,8 @@ CORPUS_RULESETS = ROOT.parent / "shared" / "corpus" / "rulesets"
 def default_et_dir() -> Path | None:
     found = sorted(CORPUS_RULESETS.glob("et-open-suricata5-*")) if CORPUS_RULESETS.is_dir() else []
     return found[0] if found else None
+
+
 NAME_DECODE = "decode only"
 NAME_SCAPY = "Scapy dissection"
 
@@ -133,12 +135,30 @@ WEB_SITES: tuple[tuple[str, str], ...] = tuple(
     for (net, host), name in zip(
         [("198.51.100", h) for h in range(10, 250, 20)] + [("203.0.113", h) for h in range(15, 255, 20)],
         [
-            "www.example.com", "news.example.org", "cdn.example.net", "static.example.com",
-            "api.example.org", "shop.example.net", "mail.example.com", "docs.example.org",
-            "img.example.net", "video.example.com", "maps.example.org", "wiki.example.net",
-            "www.example.test", "updates.example.test", "forum.example.org", "blog.example.com",
-            "weather.example.net", "bank.example.com", "search.example.org", "music.example.net",
-            "travel.example.com", "jobs.example.org", "games.example.net", "photos.example.com",
+            "www.example.com",
+            "news.example.org",
+            "cdn.example.net",
+            "static.example.com",
+            "api.example.org",
+            "shop.example.net",
+            "mail.example.com",
+            "docs.example.org",
+            "img.example.net",
+            "video.example.com",
+            "maps.example.org",
+            "wiki.example.net",
+            "www.example.test",
+            "updates.example.test",
+            "forum.example.org",
+            "blog.example.com",
+            "weather.example.net",
+            "bank.example.com",
+            "search.example.org",
+            "music.example.net",
+            "travel.example.com",
+            "jobs.example.org",
+            "games.example.net",
+            "photos.example.com",
         ],
         strict=True,
     )
@@ -147,11 +167,20 @@ RESOLVER = "192.168.1.1"
 UDP_PEERS = ("198.51.100.200", "203.0.113.201", "198.51.100.201")
 UDP_PORTS = (3478, 5004, 27015)
 HTTP_PATHS = (
-    "/", "/index.html", "/news/2026/01/markets-close-higher?page=2&sort=date",
-    "/search?q=weather+london+tomorrow&hl=en", "/static/js/app.4f1c2a9e.js", "/static/css/site.css",
-    "/img/logo.png", "/img/photos/2025/12/IMG_2041.jpg", "/api/v1/items?id=42&fields=name,price",
-    "/blog/how-to-select-a-union-rep", "/downloads/release-notes.txt", "/favicon.ico",
-    "/products/garden/hoses?colour=green&size=25m", "/account/login?next=%2Faccount%2Forders",
+    "/",
+    "/index.html",
+    "/news/2026/01/markets-close-higher?page=2&sort=date",
+    "/search?q=weather+london+tomorrow&hl=en",
+    "/static/js/app.4f1c2a9e.js",
+    "/static/css/site.css",
+    "/img/logo.png",
+    "/img/photos/2025/12/IMG_2041.jpg",
+    "/api/v1/items?id=42&fields=name,price",
+    "/blog/how-to-select-a-union-rep",
+    "/downloads/release-notes.txt",
+    "/favicon.ico",
+    "/products/garden/hoses?colour=green&size=25m",
+    "/account/login?next=%2Faccount%2Forders",
 )
 USER_AGENTS = (
     "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
@@ -162,18 +191,66 @@ USER_AGENTS = (
     "Debian APT-HTTP/1.3 (2.6.1)",
 )
 CONTENT_TYPES = (
-    ("text/html; charset=utf-8", True), ("application/javascript", True), ("text/css", True),
-    ("image/jpeg", False), ("image/png", False), ("application/octet-stream", False),
+    ("text/html; charset=utf-8", True),
+    ("application/javascript", True),
+    ("text/css", True),
+    ("image/jpeg", False),
+    ("image/png", False),
+    ("application/octet-stream", False),
 )
 # Response sizes in full segments: many small objects, a few large ones.
 RESPONSE_SEGMENTS = (1, 1, 1, 2, 2, 3, 4, 5, 6, 8, 10, 14, 20, 30, 45, 60)
 TLS_RESPONSE_RECORDS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 40)
 WORDS = (
-    "the", "of", "and", "to", "in", "is", "for", "on", "with", "as", "by", "at", "from", "that",
-    "this", "are", "be", "or", "an", "it", "was", "which", "page", "news", "market", "garden",
-    "price", "search", "weather", "london", "tomorrow", "account", "order", "item", "product",
-    "div", "class", "span", "href", "src", "script", "style", "header", "footer", "section",
-    "article", "main", "nav", "button",
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "for",
+    "on",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "that",
+    "this",
+    "are",
+    "be",
+    "or",
+    "an",
+    "it",
+    "was",
+    "which",
+    "page",
+    "news",
+    "market",
+    "garden",
+    "price",
+    "search",
+    "weather",
+    "london",
+    "tomorrow",
+    "account",
+    "order",
+    "item",
+    "product",
+    "div",
+    "class",
+    "span",
+    "href",
+    "src",
+    "script",
+    "style",
+    "header",
+    "footer",
+    "section",
+    "article",
+    "main",
+    "nav",
+    "button",
 )
 
 
@@ -232,20 +309,37 @@ class _TcpConn:
 
     def _send(self, t: float, to_server: bool, flags: str, payload: bytes = b"") -> None:
         syn_opts: list[tuple[str, Any]] = [
-            ("MSS", 1460), ("SAckOK", b""), ("Timestamp", (self.tsval, 0)), ("NOP", None), ("WScale", 7)
+            ("MSS", 1460),
+            ("SAckOK", b""),
+            ("Timestamp", (self.tsval, 0)),
+            ("NOP", None),
+            ("WScale", 7),
         ]
         opts = syn_opts if "S" in flags else []
         if to_server:
             ip = IP(src=self.client, dst=self.server, ttl=64, id=self.cid, flags="DF")
-            tcp = TCP(sport=self.cport, dport=self.sport, flags=flags, seq=self.cseq,
-                      ack=self.sseq if "A" in flags else 0, window=64240 if "S" in flags else 502,
-                      options=opts)
+            tcp = TCP(
+                sport=self.cport,
+                dport=self.sport,
+                flags=flags,
+                seq=self.cseq,
+                ack=self.sseq if "A" in flags else 0,
+                window=64240 if "S" in flags else 502,
+                options=opts,
+            )
             self.cid = (self.cid + 1) & 0xFFFF
             self.cseq = (self.cseq + len(payload) + (1 if "S" in flags or "F" in flags else 0)) & 0xFFFFFFFF
         else:
             ip = IP(src=self.server, dst=self.client, ttl=self.sttl, id=self.sid, flags="DF")
-            tcp = TCP(sport=self.sport, dport=self.cport, flags=flags, seq=self.sseq, ack=self.cseq,
-                      window=65160 if "S" in flags else 509, options=opts)
+            tcp = TCP(
+                sport=self.sport,
+                dport=self.cport,
+                flags=flags,
+                seq=self.sseq,
+                ack=self.cseq,
+                window=65160 if "S" in flags else 509,
+                options=opts,
+            )
             self.sid = (self.sid + 1) & 0xFFFF
             self.sseq = (self.sseq + len(payload) + (1 if "S" in flags or "F" in flags else 0)) & 0xFFFFFFFF
         self.mix.add(t, ip / tcp / payload if payload else ip / tcp, self.kind, self.session)
@@ -298,7 +392,7 @@ def _http_session(mix: _Mix, t: float) -> None:
         head = (
             "HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT\r\nServer: nginx\r\n"
             f"Content-Type: {ctype}\r\nContent-Length: {{}}\r\nCache-Control: max-age=3600\r\n"
-            f"ETag: \"{rng.getrandbits(48):012x}\"\r\nConnection: keep-alive\r\n\r\n"
+            f'ETag: "{rng.getrandbits(48):012x}"\r\nConnection: keep-alive\r\n\r\n'
         )
         size = segments * SEGMENT - len(head) - 8
         size -= rng.randrange(0, SEGMENT // 2) if segments > 1 else 0
@@ -321,8 +415,23 @@ def client_hello(rng: random.Random, server_name: str) -> bytes:
         return struct.pack("!HH", etype, len(body)) + body
 
     name = server_name.encode()
-    suites = (0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8, 0xC013, 0xC014,
-              0x009C, 0x009D, 0x002F, 0x0035)
+    suites = (
+        0x1301,
+        0x1302,
+        0x1303,
+        0xC02B,
+        0xC02F,
+        0xC02C,
+        0xC030,
+        0xCCA9,
+        0xCCA8,
+        0xC013,
+        0xC014,
+        0x009C,
+        0x009D,
+        0x002F,
+        0x0035,
+    )
     sigalgs = (0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601)
     alpn = b"\x02h2\x08http/1.1"
     share = struct.pack("!HH", 0x001D, 32) + rng.randbytes(32)
@@ -340,8 +449,12 @@ def client_hello(rng: random.Random, server_name: str) -> bytes:
         + ext(51, struct.pack("!H", len(share)) + share)
     )
     hello = (
-        b"\x03\x03" + rng.randbytes(32) + b"\x20" + rng.randbytes(32)
-        + struct.pack(f"!H{len(suites)}H", 2 * len(suites), *suites) + b"\x01\x00"
+        b"\x03\x03"
+        + rng.randbytes(32)
+        + b"\x20"
+        + rng.randbytes(32)
+        + struct.pack(f"!H{len(suites)}H", 2 * len(suites), *suites)
+        + b"\x01\x00"
     )
     pad = 512 - (4 + len(hello) + 2 + len(exts)) - 4
     if pad > 0:
@@ -373,8 +486,12 @@ def _tls_session(mix: _Mix, t: float) -> None:
 
 DNS_NAMES = (
     *(h for _, h in WEB_SITES),
-    "time.example.org", "push.example.net", "telemetry.example.com", "ocsp.example.org",
-    "connectivity-check.example.test", "fonts.example.net",
+    "time.example.org",
+    "push.example.net",
+    "telemetry.example.com",
+    "ocsp.example.org",
+    "connectivity-check.example.test",
+    "fonts.example.net",
 )
 
 
@@ -386,8 +503,10 @@ def _dns_session(mix: _Mix, t: float) -> None:
     name = rng.choice(DNS_NAMES)
     qtype = rng.choices(("A", "AAAA", "HTTPS"), weights=(6, 3, 1))[0]
     session = mix.new_session()
-    query = IP(src=client, dst=RESOLVER, id=rng.getrandbits(16)) / UDP(sport=port, dport=53) / DNS(
-        id=qid, rd=1, qd=[DNSQR(qname=name, qtype=qtype)]
+    query = (
+        IP(src=client, dst=RESOLVER, id=rng.getrandbits(16))
+        / UDP(sport=port, dport=53)
+        / DNS(id=qid, rd=1, qd=[DNSQR(qname=name, qtype=qtype)])
     )
     answers: list[Any] = []
     target = name
@@ -402,8 +521,10 @@ def _dns_session(mix: _Mix, t: float) -> None:
         for _ in range(rng.randint(1, 2)):
             addr = f"2001:db8:{rng.getrandbits(16):x}::{rng.getrandbits(16):x}"
             answers.append(DNSRR(rrname=target, type="AAAA", ttl=300, rdata=addr))
-    answer = IP(src=RESOLVER, dst=client, id=rng.getrandbits(16)) / UDP(sport=53, dport=port) / DNS(
-        id=qid, qr=1, rd=1, ra=1, qd=[DNSQR(qname=name, qtype=qtype)], an=answers
+    answer = (
+        IP(src=RESOLVER, dst=client, id=rng.getrandbits(16))
+        / UDP(sport=53, dport=port)
+        / DNS(id=qid, qr=1, rd=1, ra=1, qd=[DNSQR(qname=name, qtype=qtype)], an=answers)
     )
     mix.add(t, query, "dns", session)
     mix.add(t + rng.uniform(0.001, 0.03), answer, "dns", session)
@@ -760,22 +881,37 @@ def _table_rows(rows: Sequence[Row]) -> list[list[str]]:
     default_us = by_name[NAME_DEFAULT].us_per_packet if NAME_DEFAULT in by_name else None
     out = []
     for r in rows:
-        out.append([
-            r.name,
-            f"{r.us_per_packet:.2f}",
-            f"{r.packets_per_second:,.0f}",
-            _ratio(r.us_per_packet, scapy_us),
-            _ratio(r.us_per_packet, default_us),
-            f"{r.spread:.0%}",
-            "-" if r.alerts is None else str(r.alerts),
-        ])
+        out.append(
+            [
+                r.name,
+                f"{r.us_per_packet:.2f}",
+                f"{r.packets_per_second:,.0f}",
+                _ratio(r.us_per_packet, scapy_us),
+                _ratio(r.us_per_packet, default_us),
+                f"{r.spread:.0%}",
+                "-" if r.alerts is None else str(r.alerts),
+            ]
+        )
     return out
 
 
-HEADERS = ["configuration", "µs/packet", "packets/s", "time ÷ Scapy", "time ÷ default rules", "spread",
-           "alerts"]
-RULE_HEADERS = ["configuration", "signatures", "rate rules", "Hyperscan literals", "rules load ms",
-                "engine build ms"]
+HEADERS = [
+    "configuration",
+    "µs/packet",
+    "packets/s",
+    "time ÷ Scapy",
+    "time ÷ default rules",
+    "spread",
+    "alerts",
+]
+RULE_HEADERS = [
+    "configuration",
+    "signatures",
+    "rate rules",
+    "Hyperscan literals",
+    "rules load ms",
+    "engine build ms",
+]
 MIX_HEADERS = ["traffic", "packets", "flows", "IP bytes", "mean IP bytes/packet"]
 PROFILE_HEADERS = ["function", "calls", "tottime ms", "cumtime ms", "share of profiled time"]
 
@@ -788,24 +924,35 @@ def _rule_rows(infos: Sequence[RulesInfo]) -> list[list[str]]:
 
 
 def _mix_rows(mix: PacketMix) -> list[list[str]]:
-    rows = [[KIND_LABELS[k.kind], str(k.packets), str(k.flows), f"{k.ip_bytes:,}",
-             f"{k.ip_bytes / max(1, k.packets):.0f}"] for k in mix.kinds]
+    rows = [
+        [
+            KIND_LABELS[k.kind],
+            str(k.packets),
+            str(k.flows),
+            f"{k.ip_bytes:,}",
+            f"{k.ip_bytes / max(1, k.packets):.0f}",
+        ]
+        for k in mix.kinds
+    ]
     n = len(mix.packets)
     rows.append(["total", str(n), str(mix.flows), f"{mix.ip_bytes:,}", f"{mix.ip_bytes / max(1, n):.0f}"])
     return rows
 
 
 def _profile_rows(lines: Sequence[ProfileLine]) -> list[list[str]]:
-    return [[p.function, str(p.calls), f"{p.tottime_ms:.1f}", f"{p.cumtime_ms:.1f}", f"{p.share:.1%}"]
-            for p in lines]
+    return [
+        [p.function, str(p.calls), f"{p.tottime_ms:.1f}", f"{p.cumtime_ms:.1f}", f"{p.share:.1%}"]
+        for p in lines
+    ]
 
 
 def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def fmt(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths,
-                                                                                              strict=True)))
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
 
     return "\n".join([fmt(headers), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)])
 
@@ -846,8 +993,11 @@ class Report:
             _text_table(RULE_HEADERS, _rule_rows(self.rules)),
         ]
         if self.profile:
-            parts += ["", f"cProfile, {NAME_DEFAULT}: top {len(self.profile)} functions by tottime",
-                      _text_table(PROFILE_HEADERS, _profile_rows(self.profile))]
+            parts += [
+                "",
+                f"cProfile, {NAME_DEFAULT}: top {len(self.profile)} functions by tottime",
+                _text_table(PROFILE_HEADERS, _profile_rows(self.profile)),
+            ]
         return "\n".join(parts) + "\n"
 
     def markdown(self) -> str:
@@ -953,13 +1103,17 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
     factories: dict[str, _EngineFactory] = {}
     loads: dict[str, tuple[int, int, float]] = {}
     checks: dict[str, EngineCheck] = {}
+
     def synthetic(extra: int) -> Callable[[], tuple[RuleSet, float]]:
         return lambda: load_ruleset(args.rules, extra, args.seed)
 
     sets: list[tuple[str, Callable[[], tuple[RuleSet, float]]]] = [
         (name, synthetic(extra))
-        for name, extra in ((NAME_DEFAULT, 0), (name_with(FEW_SIGNATURES), FEW_SIGNATURES),
-                            (name_with(args.signatures), args.signatures))
+        for name, extra in (
+            (NAME_DEFAULT, 0),
+            (name_with(FEW_SIGNATURES), FEW_SIGNATURES),
+            (name_with(args.signatures), args.signatures),
+        )
     ]
     et_dir = None if args.no_et else (args.et or default_et_dir())
     if et_dir is not None:
@@ -976,8 +1130,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
     configs.append(_Config(NAME_DECODE, _plain(decode)))
     configs.append(_Config(NAME_SCAPY, _plain(_scapy_dissect)))
     for rep in range(args.repeat):
-        say(f"repetition {rep + 1} of {args.repeat}: timing {len(configs)} configurations "
-            f"x {len(packets)} packets, in turns of {SLICE} packets ...")
+        say(
+            f"repetition {rep + 1} of {args.repeat}: timing {len(configs)} configurations "
+            f"x {len(packets)} packets, in turns of {SLICE} packets ..."
+        )
         time_repetition(configs, packets)
     rows = [
         Row(c.name, min(c.runs), len(packets), c.runs, checks[c.name].alerts if c.name in checks else None)
@@ -993,8 +1149,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
         profile = profile_engine(factories[NAME_DEFAULT].ruleset, packets, args.profile)
     default_alerts = checks[NAME_DEFAULT].alerts
     if default_alerts:
-        say(f"warning: the default rules raised {default_alerts} alerts on the benign mix: "
-            f"{checks[NAME_DEFAULT].alerts_by_sid}")
+        say(
+            f"warning: the default rules raised {default_alerts} alerts on the benign mix: "
+            f"{checks[NAME_DEFAULT].alerts_by_sid}"
+        )
     return Report(
         command=_command_line(argv),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -1003,8 +1161,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
         cpus=os.cpu_count() or 1,
         scapy_version=str(scapy.__version__),
         hyperscan_version=str(getattr(hyperscan, "__version__", "unknown")),
-        scapy_layers=", ".join(sorted(m[len("scapy.layers.") :] for m in sys.modules
-                                      if m.startswith("scapy.layers."))),
+        scapy_layers=", ".join(
+            sorted(m[len("scapy.layers.") :] for m in sys.modules if m.startswith("scapy.layers."))
+        ),
         repeat=args.repeat,
         seed=args.seed,
         mix=mix,
@@ -1027,21 +1186,44 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m bench.engine_bench",
         description="Microseconds per packet: the engine with several rule sets, decode alone, and Scapy.",
     )
-    p.add_argument("--packets", type=_positive, default=DEFAULT_PACKETS,
-                   help=f"packets in the mix (default {DEFAULT_PACKETS})")
-    p.add_argument("--repeat", type=_positive, default=DEFAULT_REPEAT,
-                   help=f"timed repetitions per configuration; the best counts (default {DEFAULT_REPEAT})")
-    p.add_argument("--signatures", type=_positive, default=DEFAULT_SIGNATURES,
-                   help=f"synthetic signatures in the large rule set (default {DEFAULT_SIGNATURES})")
+    p.add_argument(
+        "--packets",
+        type=_positive,
+        default=DEFAULT_PACKETS,
+        help=f"packets in the mix (default {DEFAULT_PACKETS})",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive,
+        default=DEFAULT_REPEAT,
+        help=f"timed repetitions per configuration; the best counts (default {DEFAULT_REPEAT})",
+    )
+    p.add_argument(
+        "--signatures",
+        type=_positive,
+        default=DEFAULT_SIGNATURES,
+        help=f"synthetic signatures in the large rule set (default {DEFAULT_SIGNATURES})",
+    )
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the packet mix and the rules")
     p.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="the default rules (rules.yaml)")
-    p.add_argument("--et", type=Path, metavar="DIR",
-                   help="an Emerging Threats Open directory of .rules files (default: the corpus' copy)")
+    p.add_argument(
+        "--et",
+        type=Path,
+        metavar="DIR",
+        help="an Emerging Threats Open directory of .rules files (default: the corpus' copy)",
+    )
     p.add_argument("--no-et", action="store_true", help="leave the ET Open configuration out")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="also write the results as Markdown")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
-    p.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="N",
-                   help="also cProfile the default-rules engine and show the top N functions (default 10)")
+    p.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=10,
+        default=0,
+        metavar="N",
+        help="also cProfile the default-rules engine and show the top N functions (default 10)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress messages on stderr")
     return p.parse_args(argv)
 

@@ -30,6 +30,8 @@ DEFAULT_RULES = ("rules.yaml", "/etc/inline-ips/rules.yaml")
 
 if TYPE_CHECKING:
     from inline_ips.firewall.iptables import FirewallConfig as FirewallConfigT
+    from inline_ips.output.sinks import SinkOptions as SinkOptionsT
+    from inline_ips.output.sinks import SyslogFormat as SyslogFormatT
 
 
 def _default_rules() -> list[str]:
@@ -259,6 +261,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not files:
         print(f"inline-ips: no --rules given and none of {', '.join(DEFAULT_RULES)} exists", file=sys.stderr)
         return 1
+    try:
+        sinks = _sink_options(args)
+    except ValueError as e:
+        print(f"inline-ips: {e}", file=sys.stderr)
+        return 1
     opts = runner.RunOptions(
         rules=tuple(files),
         variables=_parse_vars(args.var),
@@ -269,6 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         eve=args.eve,
         metrics=None if args.no_metrics else args.metrics,
         stats_interval=args.stats_interval,
+        sinks=sinks,
     )
     try:
         return runner.run(opts)
@@ -328,6 +336,37 @@ def cmd_lab(args: argparse.Namespace) -> int:
             print("interrupted; the lab was torn down", file=sys.stderr)
             return 130
     return 0
+
+
+def _sink_options(args: argparse.Namespace) -> SinkOptionsT:
+    """The syslog and webhook outputs of ``run``; ValueError names a bad value."""
+    from inline_ips.output import sinks as s  # noqa: PLC0415 - see above
+
+    syslog = None
+    if args.syslog is not None:
+        target = s.parse_syslog_target(args.syslog)
+        # journald reads only the BSD header on /dev/log; a remote collector wants RFC 5424.
+        fmt: SyslogFormatT = args.syslog_format or ("rfc5424" if target.kind == "udp" else "rfc3164")
+        syslog = s.SyslogOptions(
+            target=args.syslog,
+            facility=args.syslog_facility,
+            format=fmt,
+            event_types=s.parse_event_types(args.syslog_events),
+        )
+    webhook = None
+    if args.webhook is not None:
+        webhook = s.WebhookOptions(
+            url=s.parse_webhook_url(args.webhook),
+            format=args.webhook_format,
+            event_types=s.parse_event_types(args.webhook_events),
+            headers=tuple(s.parse_header(h) for h in args.webhook_header),
+            timeout=args.webhook_timeout,
+        )
+    if args.sink_queue < 1:
+        raise ValueError(f"--sink-queue {args.sink_queue}: must be at least 1")
+    opts = s.SinkOptions(syslog=syslog, webhook=webhook, queue_size=args.sink_queue)
+    s.build_sinks(opts)  # checks every option now, before the firewall is touched
+    return opts
 
 
 def _listen_address(text: str) -> str:
@@ -460,6 +499,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=8.0,
         metavar="SECONDS",
         help="write an EVE stats event this often (default 8, as Suricata; 0: never)",
+    )
+    out = run.add_argument_group("EVE outputs besides --eve (each behind a bounded queue that never blocks)")
+    out.add_argument(
+        "--syslog",
+        nargs="?",
+        const="/dev/log",
+        metavar="TARGET",
+        help="send events to syslog: a unix socket (default /dev/log) or udp://HOST[:PORT]",
+    )
+    out.add_argument(
+        "--syslog-facility", default="local5", metavar="NAME", help="default local5, as Suricata"
+    )
+    out.add_argument(
+        "--syslog-format",
+        choices=["rfc5424", "rfc3164"],
+        help="message header (default rfc3164 on a unix socket, which journald reads; rfc5424 over UDP)",
+    )
+    out.add_argument(
+        "--syslog-events", default="alert", metavar="TYPES", help="e.g. alert,drop (default alert)"
+    )
+    out.add_argument("--webhook", metavar="URL", help="POST events to this http(s) URL (e.g. a chat channel)")
+    out.add_argument(
+        "--webhook-format",
+        choices=["ndjson", "slack"],
+        default="ndjson",
+        help='JSON lines, or Slack/Mattermost {"text": ...} messages (default ndjson)',
+    )
+    out.add_argument(
+        "--webhook-events", default="alert", metavar="TYPES", help="e.g. alert,drop (default alert)"
+    )
+    out.add_argument(
+        "--webhook-header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra request header, e.g. Authorization (repeatable)",
+    )
+    out.add_argument(
+        "--webhook-timeout", type=_seconds, default=5.0, metavar="SECONDS", help="per request (default 5)"
+    )
+    out.add_argument(
+        "--sink-queue",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="events each output holds while its receiver is slow; beyond that they are dropped and counted",
     )
     run.add_argument(
         "--bypass-after",

@@ -49,6 +49,7 @@ from inline_ips.output.metrics import (
     kernel_blocklist_reader,
     parse_listen,
 )
+from inline_ips.output.sinks import AsyncSink, SinkOptions, build_sinks
 from inline_ips.respond.block import KernelBlocklist
 from inline_ips.respond.reject import Rejecter
 from inline_ips.rules.loader import LoadReport, load_rule_files
@@ -62,6 +63,7 @@ log = logging.getLogger("inline_ips")
 EVE_FLUSH_SECONDS = 0.5
 METRICS_SECONDS = 1.0  # how often a worker reports its counters
 RESTART_BACKOFF_SECONDS = 1.0
+SINK_CLOSE_SECONDS = 2.0
 
 Publish = Callable[[Snapshot], None]
 
@@ -78,6 +80,7 @@ class RunOptions:
     reject_rate: float = 100.0
     metrics: str | None = DEFAULT_LISTEN  # HOST:PORT of the Prometheus endpoint; None: no exporter
     stats_interval: float = DEFAULT_INTERVAL  # seconds between EVE stats events; 0: none
+    sinks: SinkOptions = field(default_factory=SinkOptions)  # syslog and webhook outputs
 
 
 class Worker:
@@ -96,6 +99,8 @@ class Worker:
         self.kernel_blocks = KernelBlocklist(fw.block_set4, fw.block_set6, fw.block_max)
         self.rejecter = Rejecter(rate_per_second=opts.reject_rate)
         self.eve = EveWriter(opts.eve) if opts.eve else None
+        # Built here, in the process that judges: a sink's thread would not survive a fork.
+        self.sinks: list[AsyncSink] = build_sinks(opts.sinks)
         # The verdict path writes events; a timer flushes them, so the log is
         # current within EVE_FLUSH_SECONDS even when traffic stops.
         self._eve_lock = threading.Lock()
@@ -142,14 +147,22 @@ class Worker:
         if v.action is Action.REJECT:
             self.rejecter.send(raw)
         eve = self.eve
+        sinks = self.sinks
+        if eve is None and not sinks:
+            return
+        blocked = v.action.blocks
+        events = [
+            alert_event(res.packet, res.flow_id, res.to_server, a, blocked, res.app_proto) for a in res.alerts
+        ]
+        if blocked:
+            events.append(drop_event(res.packet, res.flow_id, v))
+        for sink in sinks:
+            for ev in events:
+                sink.submit(ev)  # never blocks: a bounded queue, drained by the sink's thread
         if eve is not None:
-            blocked = v.action.blocks
             with self._eve_lock:
-                for a in res.alerts:
-                    eve.write(alert_event(res.packet, res.flow_id, res.to_server, a, blocked, res.app_proto))
-                    self._file_events += 1
-                if blocked:
-                    eve.write(drop_event(res.packet, res.flow_id, v))
+                for ev in events:
+                    eve.write(ev)
                     self._file_events += 1
 
     def _do_reload(self) -> None:
@@ -189,6 +202,9 @@ class Worker:
         out: dict[str, dict[str, int]] = {}
         if self.eve is not None:
             out["file"] = {"events": self._file_events, "dropped": self.engine.stats["side_effect_errors"]}
+        for sink in self.sinks:
+            c = sink.counters()
+            out[sink.name] = {"events": c["queued"], "dropped": c["dropped_full"] + c["dropped_error"]}
         return out
 
     def snapshot(self) -> Snapshot:
@@ -232,6 +248,8 @@ class Worker:
         )
         flusher = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
         flusher.start()
+        for sink in self.sinks:
+            sink.start()
         try:
             source.run(self.stop)
         finally:
@@ -240,6 +258,8 @@ class Worker:
             if self.eve is not None:
                 with self._eve_lock:
                     self.eve.close()
+            for sink in self.sinks:
+                sink.close(SINK_CLOSE_SECONDS)  # what is still queued after that is counted as dropped
             self._report()  # the final counts, so the exporter and the stats event see every packet
             log.info(
                 "queue %d: stopped after %d packets (%s)",

@@ -33,6 +33,13 @@ if ((${#missing[@]})); then
     echo "setup: installing Debian packages: ${missing[*]}"
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian's prometheus package starts a server on every interface (:9090). The tests
+    # run their own on a namespace's loopback; a newly installed system one is not wanted.
+    if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null \
+        && systemctl is-enabled --quiet prometheus.service 2>/dev/null; then
+        echo "setup: disabling the prometheus.service Debian enabled (only its binaries are needed)"
+        systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
 fi
 
 PYTHON=${PYTHON:-python3}

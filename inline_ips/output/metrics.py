@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from inline_ips.decode import DECODE_ERRORS
 from inline_ips.options import DEFAULT_METRICS_LISTEN
 from inline_ips.source.nfqueue import read_queue_stats
 from inline_ips.telemetry import (
@@ -281,8 +282,9 @@ class IpsCollector(Collector):
                 else:
                     name = s.rule_names.get((gid, sid), "")[:SIGNATURE_LABEL_MAX]
                     alerts.add_metric([_q(s), str(gid), str(sid), name], n)
-            for reason, n in sorted(s.decode_errors.items()):
-                decode.add_metric([_q(s), reason], n)
+            # Every reason from the first scrape, so a healthy router's panel shows 0, not "no data".
+            for reason in sorted({*DECODE_ERRORS, *s.decode_errors}):
+                decode.add_metric([_q(s), reason], s.decode_errors.get(reason, 0))
             engine.add_metric([_q(s)], s.engine.get("engine_errors", 0))
             discarded.add_metric([_q(s)], s.engine.get("alerts_discarded", 0))
             blocks.add_metric([_q(s)], s.blocks)

@@ -102,6 +102,7 @@ def test_every_worker_series_exists_from_the_first_scrape(served: Start) -> None
             assert _get(s, "inline_ips_drops_total", queue=q, reason=reason) == 0
         assert _get(s, "inline_ips_worker_up", queue=q) == 0  # never started
         assert _get(s, "inline_ips_verdict_latency_seconds_count", queue=q) == 0
+        assert _get(s, "inline_ips_decode_errors_total", queue=q, reason="ipv4_truncated") == 0
     assert _get(s, "inline_ips_info", version="9.9", fail_open="true") == 1
     assert _get(s, "inline_ips_start_time_seconds") == 1700000000.0
 
