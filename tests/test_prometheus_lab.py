@@ -247,6 +247,7 @@ def test_prometheus_sees_what_the_traffic_did(
         )
         assert top.returncode == 0, top.stderr
         assert "workers 2/2" in top.stdout and lab.attacker_ip in top.stdout, top.stdout
+        print(top.stdout)
         unblock_attacker(lab)
         after_ends = end_counters(lab)
         t1 = time.time()
