@@ -232,7 +232,8 @@ class Worker:
                 except OSError as e:
                     self._side_effect_failed(e)
             if time.monotonic() >= next_report:
-                next_report += METRICS_SECONDS
+                # From now, not from the missed time: after a long reload, one report, not a burst.
+                next_report = time.monotonic() + METRICS_SECONDS
                 self._report()
 
     def run(self) -> None:

@@ -134,3 +134,35 @@ def test_duplicate_sid_across_files_is_an_error(tmp_path: Path, capsys: pytest.C
     b.write_text("rate:\n  - {sid: 7, msg: two, proto: udp, window: 1s, threshold: 5}\n")
     assert main(["check-rules", str(a), str(b)]) == 1
     assert f"{b}:2: rule 7: duplicate sid (also at {a}:2)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "says"),
+    [
+        # Refused before the firewall is touched: these run as any user, without root.
+        (["--webhook", "ftp://chat.example/hook"], 1, "ftp://chat.example/hook"),
+        (["--syslog", "tcp://10.0.0.5:514"], 1, "tcp://10.0.0.5:514"),
+        (["--syslog-facility", "local9", "--syslog"], 1, "local9"),
+        (["--webhook", "http://127.0.0.1:9/", "--webhook-header", "no colon"], 1, "no colon"),
+        (["--webhook-events", "alert,nosuch", "--webhook", "http://127.0.0.1:9/"], 1, "nosuch"),
+        (["--sink-queue", "0", "--webhook", "http://127.0.0.1:9/"], 1, "--sink-queue 0"),
+        (["--metrics", "127.0.0.1:99999"], 2, "out of range"),
+        (["--stats-interval", "-1"], 2, "cannot be negative"),
+    ],
+)
+def test_run_refuses_bad_output_options_naming_the_value(
+    argv: list[str], code: int, says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inline_ips import runner
+
+    def must_not_start(_opts: object) -> int:
+        raise AssertionError("the bad option got through to the firewall")
+
+    monkeypatch.setattr(runner, "run", must_not_start)  # a regression must not touch this host's firewall
+    if code == 2:
+        with pytest.raises(SystemExit) as e:
+            main(["run", "--rules", str(DEFAULT_RULES), *argv])
+        assert e.value.code == 2
+    else:
+        assert main(["run", "--rules", str(DEFAULT_RULES), *argv]) == 1
+    assert says in capsys.readouterr().err
