@@ -23,11 +23,12 @@ The command line (``inline-ips run``) is expected to map onto
   ``kern user mail daemon auth syslog lpr news uucp cron authpriv ftp
   local0``..``local7``, or 0-23. :func:`parse_facility`.
 * ``--syslog-format rfc5424|rfc3164``: the message header. RFC 5424
-  (``<PRI>1 TIMESTAMP HOSTNAME inline-ips PROCID - - MSG``) is the default;
+  (``<PRI>1 TIMESTAMP HOSTNAME inline-ips PROCID - - MSG``) is this
+  module's default and the command line's for ``udp://`` targets;
   ``rfc3164`` is the BSD form glibc's ``syslog()`` writes
-  (``<PRI>Mmm dd hh:mm:ss inline-ips[PID]: MSG``), which systemd-journald
-  reads on ``/dev/log`` (it does not parse RFC 5424 headers there and would
-  log them as part of the message).
+  (``<PRI>Mmm dd hh:mm:ss inline-ips[PID]: MSG``), the command line's
+  default for unix sockets, because systemd-journald on ``/dev/log`` does
+  not parse RFC 5424 headers and would log them as part of the message.
 * ``--syslog-events LIST``: comma-separated EVE event types to send
   (``alert`` by default; ``alert,drop``). :func:`parse_event_types`.
 * ``--webhook URL``: also POST events to this http(s) URL.
