@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from inline_ips.packet import ACK, FIN, PROTO_TCP, RST, SYN, Packet
 
@@ -65,6 +66,7 @@ class Flow:
         "pkt_established",
         "pkts",
         "proto",
+        "rate_cache",
         "server",
         "session",
         "sport",
@@ -112,6 +114,8 @@ class Flow:
         self.iponly = 0  # IP-only rules judged: bit 0 the to_server direction, bit 1 to_client
         self.passed = False  # a pass rule covered the whole flow: no more inspection
         self.thresholds: dict[tuple[object, ...], object] | None = None  # by_flow threshold entries
+        # detect/rate.py: (its RateEngine, [to_server, to_client] rate rules the 5-tuple admits)
+        self.rate_cache: tuple[object, list[tuple[Any, ...] | None]] | None = None
         self.tx_alerted: set[tuple[int, int, int]] | None = None  # (tx, direction, sid) already alerted
 
     def is_to_server(self, pkt: Packet) -> bool:

@@ -4,8 +4,11 @@
 cheap, selective tests come first (protocol, IP version, TCP flags, ICMP
 type, numeric packet fields such as ``dsize`` and ``ttl``), and address or
 port sets that are ``any`` are not consulted at all. ``<>`` rules are tried
-both ways. ``flow_selects`` tests ``flow:`` options against the packet's
-flow. Neither looks at payloads.
+both ways. The header splits into what is the same for every packet of a
+flow direction (:meth:`HeaderCheck.selects_flow`, which callers may cache
+per flow) and what is not (:meth:`HeaderCheck.selects_packet`).
+``flow_selects`` tests ``flow:`` options against the packet's flow. Neither
+looks at payloads.
 """
 
 from __future__ import annotations
@@ -60,12 +63,29 @@ class HeaderCheck:
         self.bidirectional = h.bidirectional
 
     def selects(self, pkt: Packet) -> bool:
+        return self.selects_flow(pkt) and self.selects_packet(pkt)
+
+    @property
+    def per_packet(self) -> bool:
+        """Whether :meth:`selects_packet` tests anything (flags, ICMP fields, numeric fields)."""
+        return self.flags is not None or self.icmp_type >= 0 or self.icmp_code >= 0 or bool(self.conditions)
+
+    def selects_flow(self, pkt: Packet) -> bool:
+        """The tests every packet of one flow direction answers alike: protocol, version, addresses, ports."""
         if self.proto >= 0 and pkt.proto not in (self.proto, self.alt_proto):
             return False
         if self.ip_version and pkt.ip_version != self.ip_version:
             return False
         if self.needs_l4 and pkt.proto not in (PROTO_UDP, PROTO_TCP):
             return False
+        if self.sameip is not None and (pkt.src == pkt.dst) != self.sameip:
+            return False
+        if self._forward(pkt):
+            return True
+        return self.bidirectional and self._reverse(pkt)
+
+    def selects_packet(self, pkt: Packet) -> bool:
+        """The tests that change from packet to packet within a flow."""
         flags = self.flags
         if flags is not None and (pkt.proto != PROTO_TCP or not flags.matches(pkt.tcp_flags)):
             return False
@@ -73,14 +93,7 @@ class HeaderCheck:
             return False
         if self.icmp_code >= 0 and pkt.icmp_code != self.icmp_code:
             return False
-        for name, match in self.conditions:
-            if not _condition_holds(pkt, name, match):
-                return False
-        if self.sameip is not None and (pkt.src == pkt.dst) != self.sameip:
-            return False
-        if self._forward(pkt):
-            return True
-        return self.bidirectional and self._reverse(pkt)
+        return all(_condition_holds(pkt, name, match) for name, match in self.conditions)
 
     def fits_tuple(self, pkt: Packet) -> bool:
         """Addresses and ports only (either way for ``<>`` rules); flags and ICMP fields ignored."""

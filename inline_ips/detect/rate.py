@@ -44,6 +44,7 @@ class RateTracker:
         self.flow_any = rule.flow.is_any
         # Packets a measure can never count are skipped before any other test.
         self.need_flags = {Measure.SYNS: SYN, Measure.EMPTY_CONNECTIONS: RST}.get(rule.measure, 0)
+        self.per_packet = self.header.per_packet
         self.max_keys = max_keys
         self.keys: dict[object, _Window] = {}
         self.evicted = 0
@@ -137,18 +138,36 @@ class RateEngine:
         self._any = tuple(by_proto.pop(None, []))
         self._by_proto = {p: tuple(ts) for p, ts in by_proto.items() if p is not None}
 
+    def _candidates(self, pkt: Packet) -> tuple[RateTracker, ...]:
+        return tuple(
+            t
+            for group in (self._by_proto.get(pkt.proto, ()), self._any)
+            for t in group
+            if t.header.selects_flow(pkt)
+        )
+
     def evaluate(self, pkt: Packet, flow: Flow, to_server: bool) -> list[tuple[RateRule, int]]:
+        # Protocol, addresses and ports are the flow's: which rules they admit is worked
+        # out once per flow direction (and again after a reload: the cache names its engine).
+        cache = flow.rate_cache
+        if cache is None or cache[0] is not self:
+            cache = flow.rate_cache = (self, [None, None])
+        d = 0 if to_server else 1
+        cands = cache[1][d]
+        if cands is None:
+            cands = cache[1][d] = self._candidates(pkt)
         out: list[tuple[RateRule, int]] = []
-        for group in (self._by_proto.get(pkt.proto, ()), self._any):
-            flags = pkt.tcp_flags
-            for t in group:
-                if t.need_flags and not flags & t.need_flags:
-                    continue
-                if not t.header.selects(pkt) or not (t.flow_any or flow_selects(t.flow, flow, to_server)):
-                    continue
-                state = t.update(pkt, flow, to_server)
-                if state:
-                    out.append((t.rule, state))
+        flags = pkt.tcp_flags
+        for t in cands:
+            if t.need_flags and not flags & t.need_flags:
+                continue
+            if t.per_packet and not t.header.selects_packet(pkt):
+                continue
+            if not (t.flow_any or flow_selects(t.flow, flow, to_server)):
+                continue
+            state = t.update(pkt, flow, to_server)
+            if state:
+                out.append((t.rule, state))
         return out
 
     @property
