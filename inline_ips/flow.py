@@ -69,6 +69,7 @@ class Flow:
         "rate_cache",
         "server",
         "session",
+        "sig_cache",
         "sport",
         "syn",
         "synack",
@@ -116,6 +117,8 @@ class Flow:
         self.thresholds: dict[tuple[object, ...], object] | None = None  # by_flow threshold entries
         # detect/rate.py: (its RateEngine, [to_server, to_client] rate rules the 5-tuple admits)
         self.rate_cache: tuple[object, list[tuple[Any, ...] | None]] | None = None
+        # detect/signature.py: the same for the signatures without a fast pattern
+        self.sig_cache: tuple[object, list[tuple[int, ...] | None]] | None = None
         self.tx_alerted: set[tuple[int, int, int]] | None = None  # (tx, direction, sid) already alerted
 
     def is_to_server(self, pkt: Packet) -> bool:

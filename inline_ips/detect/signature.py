@@ -326,7 +326,8 @@ class SignatureEngine:
                 out.append(Hit(c.rule, c.order))
         return out
 
-    def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
+    def _unfiltered_for(self, pkt: Packet) -> tuple[int, ...]:
+        """Rules without a fast pattern whose protocol, addresses and ports admit this packet's tuple."""
         proto = pkt.proto
         candidates: Iterable[int] = self._unfiltered.get(proto, self._unfiltered_any)
         if proto in self._port_protos:
@@ -335,6 +336,20 @@ class SignatureEngine:
             extra = self._unfiltered_sport.get((proto, pkt.sport))
             if extra:
                 candidates = (*candidates, *extra)
+        comp = self._compiled
+        return tuple(i for i in candidates if comp[i].header.selects_flow(pkt))
+
+    def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
+        # The tuple is the same for every packet of a flow direction: so is which rules
+        # without a fast pattern it admits (the cache names this engine, so a reload resets it).
+        cache = flow.sig_cache
+        if cache is None or cache[0] is not self:
+            cache = flow.sig_cache = (self, [None, None])
+        d = 0 if to_server else 1
+        cached = cache[1][d]
+        if cached is None:
+            cached = cache[1][d] = self._unfiltered_for(pkt)
+        candidates: Iterable[int] = cached
         if insp.stream:
             found = set(candidates)
             # The stream window contains the packet payload, so one scan of it also
