@@ -116,9 +116,13 @@ class Flow:
         self.passed = False  # a pass rule covered the whole flow: no more inspection
         self.thresholds: dict[tuple[object, ...], object] | None = None  # by_flow threshold entries
         # detect/rate.py: (its RateEngine, [to_server, to_client] rate rules the 5-tuple admits)
-        self.rate_cache: tuple[object, list[tuple[Any, ...] | None]] | None = None
-        # detect/signature.py: the same for the signatures without a fast pattern
-        self.sig_cache: tuple[object, list[tuple[int, ...] | None]] | None = None
+        self.rate_cache: (
+            tuple[object, list[tuple[tuple[Any, ...], dict[int, tuple[Any, ...]]] | None]] | None
+        ) = None
+        # detect/signature.py: the same for the signatures without a fast pattern, by TCP flags
+        self.sig_cache: (
+            tuple[object, list[tuple[tuple[int, ...], dict[int, tuple[int, ...]]] | None]] | None
+        ) = None
         self.tx_alerted: set[tuple[int, int, int]] | None = None  # (tx, direction, sid) already alerted
 
     def is_to_server(self, pkt: Packet) -> bool:

@@ -70,6 +70,16 @@ class HeaderCheck:
         """Whether :meth:`selects_packet` tests anything (flags, ICMP fields, numeric fields)."""
         return self.flags is not None or self.icmp_type >= 0 or self.icmp_code >= 0 or bool(self.conditions)
 
+    @property
+    def flags_only(self) -> bool:
+        """Whether the TCP flags are all :meth:`selects_packet` tests (so a flags value decides it)."""
+        return self.flags is not None and self.icmp_type < 0 and self.icmp_code < 0 and not self.conditions
+
+    def selects_packet_flags(self, tcp_flags: int) -> bool:
+        """:meth:`selects_packet` of a :attr:`flags_only` header, from the flags value alone."""
+        flags = self.flags
+        return flags is None or flags.matches(tcp_flags)
+
     def selects_flow(self, pkt: Packet) -> bool:
         """The tests every packet of one flow direction answers alike: protocol, version, addresses, ports."""
         if self.proto >= 0 and pkt.proto not in (self.proto, self.alt_proto):

@@ -44,7 +44,8 @@ class RateTracker:
         self.flow_any = rule.flow.is_any
         # Packets a measure can never count are skipped before any other test.
         self.need_flags = {Measure.SYNS: SYN, Measure.EMPTY_CONNECTIONS: RST}.get(rule.measure, 0)
-        self.per_packet = self.header.per_packet
+        # Tested per packet (flags alone are settled by the per-flow, per-flags cache).
+        self.per_packet = self.header.per_packet and not self.header.flags_only
         self.max_keys = max_keys
         self.keys: dict[object, _Window] = {}
         self.evicted = 0
@@ -138,29 +139,38 @@ class RateEngine:
         self._any = tuple(by_proto.pop(None, []))
         self._by_proto = {p: tuple(ts) for p, ts in by_proto.items() if p is not None}
 
-    def _candidates(self, pkt: Packet) -> tuple[RateTracker, ...]:
+    def _admitted(self, pkt: Packet) -> tuple[RateTracker, ...]:
+        """The rules whose protocol, addresses and ports admit this packet's tuple."""
+        group = (*self._by_proto.get(pkt.proto, ()), *self._any)
+        return tuple(t for t in group if t.header.selects_flow(pkt))
+
+    @staticmethod
+    def _with_flags(admitted: tuple[RateTracker, ...], flags: int) -> tuple[RateTracker, ...]:
         return tuple(
             t
-            for group in (self._by_proto.get(pkt.proto, ()), self._any)
-            for t in group
-            if t.header.selects_flow(pkt)
+            for t in admitted
+            if not (t.need_flags and not flags & t.need_flags)
+            and (not t.header.flags_only or t.header.selects_packet_flags(flags))
         )
 
     def evaluate(self, pkt: Packet, flow: Flow, to_server: bool) -> list[tuple[RateRule, int]]:
-        # Protocol, addresses and ports are the flow's: which rules they admit is worked
-        # out once per flow direction (and again after a reload: the cache names its engine).
+        # Protocol, addresses and ports are the flow's, and a flow sees few TCP flag
+        # combinations: which rules admit the packet is worked out once per direction, then
+        # once per flags value (and again after a reload: the cache names its engine).
         cache = flow.rate_cache
         if cache is None or cache[0] is not self:
             cache = flow.rate_cache = (self, [None, None])
         d = 0 if to_server else 1
-        cands = cache[1][d]
+        entry = cache[1][d]
+        if entry is None:
+            entry = cache[1][d] = (self._admitted(pkt), {})
+        admitted, by_flags = entry
+        f = pkt.tcp_flags
+        cands = by_flags.get(f)
         if cands is None:
-            cands = cache[1][d] = self._candidates(pkt)
+            cands = by_flags[f] = self._with_flags(admitted, f)
         out: list[tuple[RateRule, int]] = []
-        flags = pkt.tcp_flags
         for t in cands:
-            if t.need_flags and not flags & t.need_flags:
-                continue
             if t.per_packet and not t.header.selects_packet(pkt):
                 continue
             if not (t.flow_any or flow_selects(t.flow, flow, to_server)):

@@ -339,16 +339,28 @@ class SignatureEngine:
         comp = self._compiled
         return tuple(i for i in candidates if comp[i].header.selects_flow(pkt))
 
+    def _with_flags(self, admitted: tuple[int, ...], flags: int) -> tuple[int, ...]:
+        comp = self._compiled
+        return tuple(
+            i for i in admitted if not comp[i].header.flags_only or comp[i].header.selects_packet_flags(flags)
+        )
+
     def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
-        # The tuple is the same for every packet of a flow direction: so is which rules
-        # without a fast pattern it admits (the cache names this engine, so a reload resets it).
+        # The tuple is the same for every packet of a flow direction, and a flow sees few
+        # TCP flag combinations: which rules without a fast pattern admit the packet is worked
+        # out once per direction, then once per flags value (the cache names this engine: a
+        # reload resets it).
         cache = flow.sig_cache
         if cache is None or cache[0] is not self:
             cache = flow.sig_cache = (self, [None, None])
         d = 0 if to_server else 1
-        cached = cache[1][d]
+        entry = cache[1][d]
+        if entry is None:
+            entry = cache[1][d] = (self._unfiltered_for(pkt), {})
+        admitted, by_flags = entry
+        cached = by_flags.get(pkt.tcp_flags)
         if cached is None:
-            cached = cache[1][d] = self._unfiltered_for(pkt)
+            cached = by_flags[pkt.tcp_flags] = self._with_flags(admitted, pkt.tcp_flags)
         candidates: Iterable[int] = cached
         if insp.stream:
             found = set(candidates)
