@@ -54,7 +54,7 @@ from inline_ips.respond.block import KernelBlocklist
 from inline_ips.respond.reject import Rejecter
 from inline_ips.rules.loader import LoadReport, load_rule_files
 from inline_ips.rules.yaml_loader import RulesError
-from inline_ips.source.nfqueue import Decision, NfqueueSource, read_queue_stats
+from inline_ips.source.nfqueue import ACCEPT, BYPASS, Decision, NfqueueSource, read_queue_stats
 from inline_ips.telemetry import Snapshot, Telemetry
 from inline_ips.verdict import Action
 
@@ -125,6 +125,8 @@ class Worker:
             except Exception as e:  # a full disk must not turn a drop into an accept
                 self._side_effect_failed(e)
         tel.count(action, len(raw), v.reason, time.perf_counter() - started)
+        if action is Action.ACCEPT:
+            return BYPASS if res.bypass else ACCEPT  # shared: most packets allocate no decision
         return Decision(action, v.replacements, res.bypass)
 
     def _side_effect_failed(self, e: Exception) -> None:
