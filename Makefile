@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORPUS := ../shared/corpus
 
-.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench clean
+.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench bench-lab clean
 
 setup:
 	@scripts/setup.sh
@@ -41,6 +41,11 @@ corpus-table: setup
 
 bench: setup
 	$(PY) -m bench.engine_bench --markdown bench/RESULTS.md
+
+# Inline in the namespace lab (root, about 6 minutes): replaces only its own section
+# of bench/RESULTS.md, so run it after `make bench`.
+bench-lab: setup
+	$(PY) -m bench.lab_bench --markdown bench/RESULTS.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
