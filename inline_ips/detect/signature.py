@@ -368,6 +368,8 @@ class SignatureEngine:
             # finds the candidates of rules that look at the packet alone.
             self.prefilter.scan(Buffer.PAYLOAD, insp.stream, found)
             candidates = found
+        if not candidates:
+            return []  # the common case for a flow no rule can see
         return self._evaluate(candidates, pkt, flow, to_server, insp, "")
 
     def tx(self, pkt: Packet, flow: Flow, insp: Inspection) -> list[Hit]:
