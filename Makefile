@@ -43,7 +43,7 @@ bench: setup
 	$(PY) -m bench.engine_bench --markdown bench/RESULTS.md
 
 # Inline in the namespace lab (root, about 6 minutes): replaces only its own section
-# of bench/RESULTS.md, so run it after `make bench`.
+# of bench/RESULTS.md (each benchmark keeps the others' sections).
 bench-lab: setup
 	$(PY) -m bench.lab_bench --markdown bench/RESULTS.md
 

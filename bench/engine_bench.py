@@ -74,6 +74,7 @@ import scapy
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
+from bench import results_file
 from inline_ips.decode import decode
 from inline_ips.engine import Engine
 from inline_ips.rules.loader import load_rule_files
@@ -1237,7 +1238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(report.text(), end="")
     if args.markdown is not None:
-        args.markdown.write_text(report.markdown(), encoding="utf-8")
+        # The other benchmarks' sections (sinks, the lab) stay as they are.
+        old = args.markdown.read_text(encoding="utf-8") if args.markdown.exists() else ""
+        args.markdown.write_text(results_file.keep_other_sections(report.markdown(), old), encoding="utf-8")
     return 0
 
 

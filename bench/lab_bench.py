@@ -104,6 +104,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from bench import results_file
 from bench.udp_latency import DEFAULT_PORT as LATENCY_PORT
 from inline_ips.lab import services
 from inline_ips.lab.demo import ips_argv, ips_ready, queue_stats
@@ -314,20 +315,8 @@ def parse_proc_stat(text: str) -> tuple[int, int]:
 
 
 def replace_section(text: str, section: str, heading: str = SECTION) -> str:
-    """``text`` with its ``heading`` section (up to the next ``## `` heading) replaced, or appended.
-
-    Everything outside that section is kept byte for byte.
-    """
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
-    if not section.endswith("\n"):
-        section += "\n"
-    if start is None:
-        sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        return text + sep + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    """``text`` with this benchmark's section replaced (or appended); the rest is kept byte for byte."""
+    return results_file.replace_section(text, section, heading)
 
 
 # -- processes --------------------------------------------------------------------------------

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from bench import results_file
 from inline_ips.engine import Engine
 from inline_ips.lab.synth import TcpConversation
 from inline_ips.output.eve import alert_event, drop_event
@@ -427,16 +428,9 @@ class Report:
         )
 
 
-def replace_section(text: str, section: str) -> str:
-    """``text`` with its SECTION (up to the next ``## `` heading) replaced by ``section``, or appended."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        return text + sep + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+def replace_section(text: str, section: str, heading: str = SECTION) -> str:
+    """``text`` with this benchmark's section replaced (or appended); the rest is kept byte for byte."""
+    return results_file.replace_section(text, section, heading)
 
 
 # -- running --------------------------------------------------------------------------------------

@@ -70,3 +70,18 @@ def test_et_open_configuration(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["name"] for r in doc["results"]] == [*NAMES[:3], engine_bench.NAME_ET, *NAMES[3:]]
     rules = {r["name"]: r for r in doc["rules"]}
     assert rules[engine_bench.NAME_ET]["signatures"] > 20_000
+
+
+def test_engine_bench_keeps_the_other_benchmarks_sections() -> None:
+    from bench.results_file import keep_other_sections, replace_section
+
+    others = "## EVE sinks: x\n\nsinks\n\n## Inline in the lab\n\nlab\n"
+    old = "# Engine\n\nintro\n\n## Per-packet cost\n\nold\n\n" + others
+    new = "# Engine\n\nnew intro\n\n## Per-packet cost\n\nnew\n"
+    out = keep_other_sections(new, old)
+    assert out == new + "\n" + others
+    assert keep_other_sections(new, "") == new
+    # Replacing one section keeps every other byte.
+    again = replace_section(out, "## EVE sinks: x\n\nsinks 2\n", "## EVE sinks: x")
+    assert again == out.replace("sinks\n", "sinks 2\n")
+    assert replace_section(new, "## Added\n\nz\n", "## Added") == new + "\n## Added\n\nz\n"
