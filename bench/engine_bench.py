@@ -58,7 +58,6 @@ import os
 import platform
 import pstats
 import random
-import shlex
 import string
 import struct
 import sys
@@ -851,27 +850,6 @@ def profile_engine(ruleset: RuleSet, packets: Sequence[Timed], top: int = 10) ->
 # -- reporting -------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _command_line(argv: Sequence[str]) -> str:
-    exe = sys.executable or "python"
-    try:
-        rel = os.path.relpath(exe)
-        if not rel.startswith(".."):
-            exe = rel
-    except ValueError:
-        pass
-    return shlex.join([exe, "-m", "bench.engine_bench", *argv])
-
-
 def _ratio(a: float, b: float | None) -> str:
     return f"{a / b:.3f}" if b else "-"
 
@@ -1155,10 +1133,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
             f"{checks[NAME_DEFAULT].alerts_by_sid}"
         )
     return Report(
-        command=_command_line(argv),
+        command=results_file.command_line("bench.engine_bench", argv),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         python=f"{platform.python_implementation()} {platform.python_version()}",
-        cpu=_cpu_model(),
+        cpu=results_file.cpu_model(),
         cpus=os.cpu_count() or 1,
         scapy_version=str(scapy.__version__),
         hyperscan_version=str(getattr(hyperscan, "__version__", "unknown")),
@@ -1175,13 +1153,6 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
     )
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.engine_bench",
@@ -1189,19 +1160,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument(
         "--packets",
-        type=_positive,
+        type=results_file.positive_int,
         default=DEFAULT_PACKETS,
         help=f"packets in the mix (default {DEFAULT_PACKETS})",
     )
     p.add_argument(
         "--repeat",
-        type=_positive,
+        type=results_file.positive_int,
         default=DEFAULT_REPEAT,
         help=f"timed repetitions per configuration; the best counts (default {DEFAULT_REPEAT})",
     )
     p.add_argument(
         "--signatures",
-        type=_positive,
+        type=results_file.positive_int,
         default=DEFAULT_SIGNATURES,
         help=f"synthetic signatures in the large rule set (default {DEFAULT_SIGNATURES})",
     )

@@ -93,7 +93,6 @@ import json
 import math
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import time
@@ -1365,25 +1364,6 @@ def _md_table(head: list[str], rows: list[list[str]], numeric: bool = True) -> l
     return out
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _command_line(argv: Sequence[str]) -> str:
-    exe = sys.executable or "python"
-    with suppress(ValueError):
-        rel = os.path.relpath(exe)
-        if not rel.startswith(".."):
-            exe = rel
-    return shlex.join([exe, "-m", "bench.lab_bench", *argv])
-
-
 def _eve_summary(path: Path) -> tuple[dict[str, int], list[tuple[str, int]]]:
     kinds: Counter[str] = Counter()
     sigs: Counter[str] = Counter()
@@ -1460,9 +1440,9 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: TextIO = sys.stderr)
     report = Report(
         latency_rate=args.latency_rate or 0.0,
         latency_rate_given=bool(args.latency_rate),
-        command=_command_line(argv),
+        command=results_file.command_line("bench.lab_bench", argv),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        cpu=_cpu_model(),
+        cpu=results_file.cpu_model(),
         ncpu=os.cpu_count() or 1,
         kernel=platform.release(),
         python=platform.python_version(),
@@ -1561,13 +1541,6 @@ def _lat_summary(x: Latency) -> str:
     return f"{held}, p50 {_f(x.p50_us, 0)} µs, p99 {_f(x.p99_us, 0)} µs, max {_f(x.max_us, 0)} µs"
 
 
-def _positive_int(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
 def _config_list(text: str) -> list[str]:
     keys = [k.strip() for k in text.split(",") if k.strip()]
     bad = [k for k in keys if k not in ALL_CONFIGS]
@@ -1584,7 +1557,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--quick", action="store_true", help=f"{QUICK_SECONDS} s per measurement, no ET Open (smoke test)"
     )
     ap.add_argument(
-        "--seconds", type=_positive_int, help=f"seconds per measurement (default {DEFAULT_SECONDS})"
+        "--seconds",
+        type=results_file.positive_int,
+        help=f"seconds per measurement (default {DEFAULT_SECONDS})",
     )
     ap.add_argument(
         "--et", type=Path, metavar="DIR", help="directory of ET Open .rules files (default: the corpus)"
@@ -1592,7 +1567,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--no-et", action="store_true", help="leave out the ET Open configuration")
     ap.add_argument("--rules", type=Path, default=DEFAULT_RULES, help="the default rules (rules.yaml)")
     ap.add_argument(
-        "--senders", type=_positive_int, default=DEFAULT_SENDERS, help="iperf3 UDP senders (default 2)"
+        "--senders",
+        type=results_file.positive_int,
+        default=DEFAULT_SENDERS,
+        help="iperf3 UDP senders (default 2)",
     )
     ap.add_argument("--no-pin", action="store_true", help="do not pin load generators and router to CPUs")
     ap.add_argument(

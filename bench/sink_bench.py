@@ -54,7 +54,6 @@ import multiprocessing
 import os
 import platform
 import random
-import shlex
 import socket
 import sys
 import tempfile
@@ -436,22 +435,6 @@ def replace_section(text: str, section: str, heading: str = SECTION) -> str:
 # -- running --------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def _command_line(argv: Sequence[str]) -> str:
-    exe = sys.executable or "python"
-    rel = os.path.relpath(exe)
-    return shlex.join([rel if not rel.startswith("..") else exe, "-m", "bench.sink_bench", *argv])
-
-
 def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
     def say(msg: str) -> None:
         if not args.quiet:
@@ -517,10 +500,10 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
     finally:
         receivers.close()
     return Report(
-        command=_command_line(argv),
+        command=results_file.command_line("bench.sink_bench", argv),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         python=f"{platform.python_implementation()} {platform.python_version()}",
-        cpu=_cpu_model(),
+        cpu=results_file.cpu_model(),
         cpus=os.cpu_count() or 1,
         repeat=args.repeat,
         connections=args.connections,
@@ -545,13 +528,6 @@ def _first_alert_event(ruleset: RuleSet, packets: Sequence[Timed]) -> dict[str, 
     raise SystemExit("no packet raised an alert: the rules do not match the benchmark's traffic")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.sink_bench",
@@ -560,19 +536,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     p.add_argument(
         "--connections",
-        type=_positive,
+        type=results_file.positive_int,
         default=DEFAULT_CONNECTIONS,
         help=f"attack connections, four packets and one alert each (default {DEFAULT_CONNECTIONS})",
     )
     p.add_argument(
         "--repeat",
-        type=_positive,
+        type=results_file.positive_int,
         default=DEFAULT_REPEAT,
         help=f"timed repetitions; the best counts (default {DEFAULT_REPEAT})",
     )
     p.add_argument(
         "--queue",
-        type=_positive,
+        type=results_file.positive_int,
         default=DEFAULT_QUEUE_SIZE,
         help=f"events each sink may hold (default {DEFAULT_QUEUE_SIZE}, as --sink-queue)",
     )
