@@ -108,7 +108,7 @@ from bench.udp_latency import DEFAULT_PORT as LATENCY_PORT
 from inline_ips.lab import services
 from inline_ips.lab.demo import ips_argv, ips_ready, queue_stats
 from inline_ips.lab.services import HTTP_PORT, IPERF_PORT
-from inline_ips.lab.topology import Lab, exec_in, popen_in, running_lab, wait_for
+from inline_ips.lab.topology import Lab, exec_in, popen_in, running_lab, stop, wait_for
 from inline_ips.source.nfqueue import PROC_QUEUES, parse_queue_stats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -455,13 +455,7 @@ class RouterProcess:
 
     def stop(self) -> None:
         try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(timeout=10)
+            stop(self.proc, timeout=20, kill_timeout=10)
         except KeyboardInterrupt:
             # Interrupted while waiting for a clean exit: do not leave it running.
             self.proc.kill()

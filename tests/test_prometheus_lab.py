@@ -35,7 +35,7 @@ import pytest
 
 from inline_ips.lab import attacks, services
 from inline_ips.lab.demo import running_ips, settle, unblock_attacker
-from inline_ips.lab.topology import Lab, down, exec_in, popen_in, up, wait_for
+from inline_ips.lab.topology import Lab, down, exec_in, popen_in, stop, up, wait_for
 from tests.corpus import DEFAULT_RULES, ROOT
 from tests.netns import require_root_netns
 
@@ -189,12 +189,7 @@ def prometheus(lab: Lab, tmp_path: Path) -> Iterator[None]:
         assert up_, f"prometheus did not start: {(tmp_path / 'prometheus.log').read_text()[-2000:]}"
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TextIO
 
 from inline_ips.lab import attacks, services
-from inline_ips.lab.topology import Lab, down, exec_in, popen_in, running_lab, up, wait_for
+from inline_ips.lab.topology import Lab, down, exec_in, popen_in, running_lab, stop, up, wait_for
 from inline_ips.source.nfqueue import PROC_QUEUES, parse_queue_stats
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,13 +69,7 @@ def running_ips(
             raise RuntimeError(f"inline-ips did not start in the router (exit {proc.poll()}; log: {log})")
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
         # Whatever happened, leave no rule behind in the router.
         exec_in(lab, "router", [sys.executable, "-m", "inline_ips", "cleanup"], cwd=ROOT)
         if log:

@@ -266,6 +266,18 @@ def popen_in(lab: Lab, role: str, argv: list[str], **kw: Any) -> subprocess.Pope
     return cast("subprocess.Popen[str]", subprocess.Popen(_wrap(lab, role, argv), **kw))
 
 
+def stop(proc: subprocess.Popen[Any], timeout: float = 15.0, kill_timeout: float | None = None) -> None:
+    """SIGTERM ``proc``, wait up to ``timeout`` s, then SIGKILL and wait; nothing if it has ended."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=kill_timeout)
+
+
 class _Signals:
     """SIGTERM becomes KeyboardInterrupt inside the lab, and teardown is not interrupted."""
 

@@ -35,6 +35,7 @@ import pytest
 import yaml
 
 from inline_ips.lab.dashboard import DASHBOARD, dashboard_queries, substitute
+from inline_ips.lab.topology import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy/prometheus"
@@ -582,12 +583,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
         server.wait_for("recorded rates", "inline_ips:packets:rate1m")
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
         exporter.shutdown()
         exporter.server_close()
 
