@@ -13,18 +13,19 @@ from __future__ import annotations
 class Blocklist:
     def __init__(self, max_entries: int = 65536) -> None:
         self.max_entries = max_entries
-        self._until: dict[tuple[int, int], float] = {}
+        # (IP version, address) -> expiry time; others only read it (the engine tests it for emptiness).
+        self.expiry: dict[tuple[int, int], float] = {}
         self.stats = {"added": 0, "refused_full": 0, "expired": 0}
 
     def __len__(self) -> int:
-        return len(self._until)
+        return len(self.expiry)
 
     def is_blocked(self, version: int, addr: int, now: float) -> bool:
-        until = self._until.get((version, addr))
+        until = self.expiry.get((version, addr))
         if until is None:
             return False
         if now >= until:
-            del self._until[(version, addr)]
+            del self.expiry[(version, addr)]
             self.stats["expired"] += 1
             return False
         return True
@@ -32,22 +33,22 @@ class Blocklist:
     def add(self, version: int, addr: int, now: float, seconds: float) -> bool:
         """Block for ``seconds`` (extending an existing entry); False if the table is full."""
         key = (version, addr)
-        if key not in self._until and len(self._until) >= self.max_entries:
+        if key not in self.expiry and len(self.expiry) >= self.max_entries:
             self._purge(now)
-            if len(self._until) >= self.max_entries:
+            if len(self.expiry) >= self.max_entries:
                 self.stats["refused_full"] += 1
                 return False
-        self._until[key] = max(self._until.get(key, 0.0), now + seconds)
+        self.expiry[key] = max(self.expiry.get(key, 0.0), now + seconds)
         self.stats["added"] += 1
         return True
 
     def _purge(self, now: float) -> None:
-        expired = [k for k, until in self._until.items() if now >= until]
+        expired = [k for k, until in self.expiry.items() if now >= until]
         for k in expired:
-            del self._until[k]
+            del self.expiry[k]
         self.stats["expired"] += len(expired)
 
     def entries(self, now: float) -> list[tuple[int, int, float]]:
         """(version, address, seconds left) of every live entry."""
         self._purge(now)
-        return [(v, a, until - now) for (v, a), until in self._until.items()]
+        return [(v, a, until - now) for (v, a), until in self.expiry.items()]

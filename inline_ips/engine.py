@@ -189,15 +189,24 @@ class Engine:
             pkt = decode(whole, ts)
             pkt.frag = FRAG_REASSEMBLED
             self.stats["reassembled"] += 1
-        allowed = _allowlisted(r.allowlist, pkt)
-        if not allowed and self._src_blocked(pkt):
-            self.stats["blocklist_drops"] += 1
-            return Result(Verdict(Action.DROP, Reason.BLOCKLIST), pkt)
+        allowlist = r.allowlist
+        allowed = False
+        if self.blocklist.expiry:  # only when the engine emulates the kernel's blocklist (replay)
+            allowed = _allowlisted(allowlist, pkt)
+            if not allowed and self.blocklist.is_blocked(pkt.ip_version, pkt.src, pkt.ts):
+                self.stats["blocklist_drops"] += 1
+                return Result(Verdict(Action.DROP, Reason.BLOCKLIST), pkt)
 
         csum_ok = True
         if self._checksums:
             csum_ok = self._checksum(pkt)
         flow, to_server = self.flows.lookup(pkt, tcp_state=csum_ok)
+        if allowlist is not None:
+            # Either address allowlisted: the same for every packet of the flow, both ways.
+            cached = flow.allow_cache
+            if cached is None or cached[0] is not r:
+                cached = flow.allow_cache = (r, _allowlisted(allowlist, pkt))
+            allowed = cached[1]
         result = Result(ACCEPT, pkt, flow_id=flow.flow_id, to_server=to_server)
         if flow.dropped and not allowed:
             # Suricata: a flow-wide drop skips detection for the rest of the flow.
@@ -241,10 +250,13 @@ class Engine:
             if not flow.iponly & bit:
                 flow.iponly |= bit
                 hits.extend(sig.iponly(pkt, flow, to_server))
-        hits.extend(sig.packet(pkt, flow, to_server, Inspection(pkt, stream, prefix, to_server)))
+        hits.extend(sig.packet(pkt, flow, to_server, stream, prefix))
         for unit in units:
             hits.extend(sig.tx(pkt, flow, unit))
-        verdict, rule_dropped, passed = self._finish(hits, r, pkt, flow, result)
+        if hits:
+            verdict, rule_dropped, passed = self._finish(hits, r, pkt, flow, result)
+        else:
+            verdict, rule_dropped, passed = ACCEPT, False, False
         alerts = result.alerts
         if not passed:
             for rrule, state in r.rates.evaluate(pkt, flow, to_server):

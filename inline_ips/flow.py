@@ -43,6 +43,7 @@ class FlowOptions:
 class Flow:
     __slots__ = (
         "alerted",
+        "allow_cache",
         "app",
         "app_state",
         "bits",
@@ -124,6 +125,8 @@ class Flow:
             tuple[object, list[tuple[tuple[int, ...], dict[int, tuple[int, ...]]] | None]] | None
         ) = None
         self.tx_alerted: set[tuple[int, int, int]] | None = None  # (tx, direction, sid) already alerted
+        # engine.py: (the rules it was worked out for, is either address allowlisted?)
+        self.allow_cache: tuple[object, bool] | None = None
 
     def is_to_server(self, pkt: Packet) -> bool:
         return (

@@ -85,11 +85,22 @@ class RateTracker:
 
     def update(self, pkt: Packet, flow: Flow, to_server: bool) -> int:
         """Count the packet; return 0 (under), 1 (crossed now: alert) or 2 (still over)."""
-        amount = self._amount(pkt, flow, to_server)
-        if amount == 0:
-            return 0
         rule = self.rule
-        key = self._key(pkt, flow)
+        m = rule.measure
+        # The commonest measure and keys inline: this runs for every packet a rule admits.
+        if m is Measure.PACKETS or m is Measure.DST_PORTS or m is Measure.DST_HOSTS:
+            amount = 1  # the distinct measures count set growth below
+        else:
+            amount = self._amount(pkt, flow, to_server)
+            if amount == 0:
+                return 0
+        k = rule.key
+        if k is RateKey.SRC_DST:
+            key: object = (pkt.src, pkt.dst)
+        elif k is RateKey.SRC:
+            key = pkt.src
+        else:
+            key = self._key(pkt, flow)
         keys = self.keys
         now = pkt.ts
         w = keys.get(key)
@@ -108,7 +119,6 @@ class RateTracker:
             # when many other (spoofed) keys arrive.
             del keys[key]
             keys[key] = w
-        m = rule.measure
         if m is Measure.DST_PORTS or m is Measure.DST_HOSTS:
             value = pkt.dport if m is Measure.DST_PORTS else pkt.dst
             if w.distinct is None:

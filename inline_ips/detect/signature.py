@@ -259,6 +259,7 @@ class SignatureEngine:
             else:
                 packet.append(c)
         self.iponly_count = len(iponly)
+        self.has_iponly = bool(iponly)
         self._iponly = IpOnlyIndex(
             (c.idx, c.rule.header.src, c.rule.header.dst, c.rule.header.bidirectional) for c in iponly
         )
@@ -266,6 +267,12 @@ class SignatureEngine:
         # protocol and, when they name a few destination (or else source) ports, only for those
         # (Suricata's port groups).
         self.prefilter = Prefilter([c.rule for c in packet], [c.idx for c in packet])
+        # The protocols some fast-pattern rule can match (-1: any): the payload of a packet
+        # of another protocol cannot make a candidate, so it is not scanned at all.
+        unfiltered_set = set(self.prefilter.unfiltered)
+        scan_protos = {p for c in packet if c.idx not in unfiltered_set for p in _protocols(c.rule)}
+        self._scan_any = -1 in scan_protos
+        self._scan_protos = frozenset(scan_protos)
         general: dict[int, list[int]] = {}  # protocol (-1: any) -> rules for every port
         by_port: dict[tuple[int, int], list[int]] = {}  # (protocol, dst port) -> rules
         by_sport: dict[tuple[int, int], list[int]] = {}  # (protocol, src port) -> rules
@@ -309,10 +316,6 @@ class SignatureEngine:
         """Distinct literals in every prefilter (payload and application buffers)."""
         return self.prefilter.pattern_count + sum(pf.pattern_count for pf, _, _ in self._tx.values())
 
-    @property
-    def has_iponly(self) -> bool:
-        return self.iponly_count > 0
-
     # -- the three kinds -------------------------------------------------------------
 
     def iponly(self, pkt: Packet, flow: Flow, to_server: bool) -> list[Hit]:
@@ -345,7 +348,10 @@ class SignatureEngine:
             i for i in admitted if not comp[i].header.flags_only or comp[i].header.selects_packet_flags(flags)
         )
 
-    def packet(self, pkt: Packet, flow: Flow, to_server: bool, insp: Inspection) -> list[Hit]:
+    def packet(
+        self, pkt: Packet, flow: Flow, to_server: bool, stream: bytes | None, prefix: int
+    ) -> list[Hit]:
+        """Packet rules on the payload, or on the stream window (``prefix`` bytes of it earlier)."""
         # The tuple is the same for every packet of a flow direction, and a flow sees few
         # TCP flag combinations: which rules without a fast pattern admit the packet is worked
         # out once per direction, then once per flags value (the cache names this engine: a
@@ -362,14 +368,16 @@ class SignatureEngine:
         if cached is None:
             cached = by_flags[pkt.tcp_flags] = self._with_flags(admitted, pkt.tcp_flags)
         candidates: Iterable[int] = cached
-        if insp.stream:
+        data = stream if stream is not None else pkt.payload
+        if data and (self._scan_any or pkt.proto in self._scan_protos):
             found = set(candidates)
             # The stream window contains the packet payload, so one scan of it also
             # finds the candidates of rules that look at the packet alone.
-            self.prefilter.scan(Buffer.PAYLOAD, insp.stream, found)
+            self.prefilter.scan(Buffer.PAYLOAD, data, found)
             candidates = found
         if not candidates:
-            return []  # the common case for a flow no rule can see
+            return []  # the common case for a flow no rule can see: no Inspection built
+        insp = Inspection(pkt, stream, prefix, to_server)
         return self._evaluate(candidates, pkt, flow, to_server, insp, "")
 
     def tx(self, pkt: Packet, flow: Flow, insp: Inspection) -> list[Hit]:

@@ -12,7 +12,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.packet import Packet as ScapyPacket
 
 from inline_ips.decode import decode
-from inline_ips.detect.signature import Inspection, SignatureEngine
+from inline_ips.detect.signature import SignatureEngine
 from inline_ips.engine import Engine, Result
 from inline_ips.flow import FlowOptions, FlowTable
 from inline_ips.options import EngineOptions
@@ -40,7 +40,7 @@ def sids_alone(rules_text: str, pkt: ScapyPacket) -> list[int]:
     p = decode(bytes(pkt), 1.0)
     assert p.error is None
     flow, to_server = FlowTable().lookup(p)
-    return [m.rule.sid for m in eng.packet(p, flow, to_server, Inspection(p, None, 0, to_server))]
+    return [m.rule.sid for m in eng.packet(p, flow, to_server, None, 0)]
 
 
 def engine(rules_text: str, options: EngineOptions | None = None) -> Engine:
