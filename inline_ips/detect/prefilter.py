@@ -73,6 +73,26 @@ class _Scanner:
         self.db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
         self.scratch = hyperscan.Scratch(self.db)
         self.db.scratch = self.scratch
+        # One match list and one handler for every scan, not a closure per call; the
+        # engine that owns this scanner scans from one thread.
+        self._hits: list[int] = []
+        hits = self._hits
+
+        def on_match(pid: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
+            hits.append(pid)
+
+        self._on_match = on_match
+
+    def scan(self, data: bytes, out: set[int]) -> None:
+        """Add the indexes of the rules whose literal occurs in ``data`` to ``out``."""
+        hits = self._hits
+        try:
+            self.db.scan(data, match_event_handler=self._on_match)
+            groups = self.groups
+            for pid in hits:
+                out.update(groups[pid])
+        finally:
+            hits.clear()
 
 
 def _escape(literal: bytes) -> bytes:
@@ -122,12 +142,8 @@ class Prefilter:
         scanner = self._scanners.get(self._key(buffer))
         if scanner is None or not data:
             return
-        groups = scanner.groups
-        hits: list[int] = []
+        scanner.scan(data, out)
 
-        def on_match(pid: int, _from: int, _to: int, _flags: int, _ctx: object) -> None:
-            hits.append(pid)
-
-        scanner.db.scan(data, match_event_handler=on_match)
-        for pid in hits:
-            out.update(groups[pid])
+    def scanner(self, buffer: Buffer | BufferKey) -> _Scanner | None:
+        """The scanner of one buffer (None: no rule has a fast pattern there), to scan it directly."""
+        return self._scanners.get(self._key(buffer))

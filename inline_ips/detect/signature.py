@@ -273,6 +273,7 @@ class SignatureEngine:
         scan_protos = {p for c in packet if c.idx not in unfiltered_set for p in _protocols(c.rule)}
         self._scan_any = -1 in scan_protos
         self._scan_protos = frozenset(scan_protos)
+        self._payload_scanner = self.prefilter.scanner(Buffer.PAYLOAD)
         general: dict[int, list[int]] = {}  # protocol (-1: any) -> rules for every port
         by_port: dict[tuple[int, int], list[int]] = {}  # (protocol, dst port) -> rules
         by_sport: dict[tuple[int, int], list[int]] = {}  # (protocol, src port) -> rules
@@ -369,11 +370,12 @@ class SignatureEngine:
             cached = by_flags[pkt.tcp_flags] = self._with_flags(admitted, pkt.tcp_flags)
         candidates: Iterable[int] = cached
         data = stream if stream is not None else pkt.payload
-        if data and (self._scan_any or pkt.proto in self._scan_protos):
+        scanner = self._payload_scanner
+        if data and scanner is not None and (self._scan_any or pkt.proto in self._scan_protos):
             found = set(candidates)
             # The stream window contains the packet payload, so one scan of it also
             # finds the candidates of rules that look at the packet alone.
-            self.prefilter.scan(Buffer.PAYLOAD, data, found)
+            scanner.scan(data, found)
             candidates = found
         if not candidates:
             return []  # the common case for a flow no rule can see: no Inspection built
