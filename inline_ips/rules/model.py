@@ -36,6 +36,10 @@ class Origin:
 class Buffer(Enum):
     """Inspection buffers a match can apply to (Suricata's sticky buffer names)."""
 
+    # Members are singletons compared by identity, so the identity hash is right, and it
+    # is C code: Enum's own hashes the name in Python, on every buffer lookup of a packet.
+    __hash__ = object.__hash__
+
     PAYLOAD = "payload"  # the packet payload, or the TCP stream window
     # HTTP request side
     HTTP_URI = "http.uri"  # normalised request URI
