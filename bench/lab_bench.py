@@ -32,6 +32,11 @@ under each load:
   rotating over 16 client and 4 server addresses, so that no default rate
   rule (500 SYNs/s from one source to one host, 2000 SYNs/s to one host)
   takes the load for a SYN flood;
+* for the 1- and 2-worker rows with every packet judged, also **64-byte UDP
+  paced** at 1.5 times what one worker judged of the flood (at most 0.8 of
+  what kernel forwarding delivered): the unpaced flood's senders take every
+  cycle a second worker could use on a small machine, so this is the load
+  that shows what a second worker adds (the issue's target 5);
 
 and the **one-way latency** of paced UDP datagrams (``python -m
 bench.udp_latency``) at half the ceiling's UDP rate, against kernel
@@ -160,6 +165,10 @@ ALL_CONFIGS = (KERNEL, CEILING, IPS, IPS_JUDGED, IPS_ET, IPS_W2)
 
 UDP, TCP, HTTP = "udp", "tcp", "http"
 LOADS = (UDP, TCP, HTTP)
+# 64-byte UDP at a fixed rate one worker cannot judge in full: for the 1- and 2-worker rows only.
+PACED = "udp_paced"
+PACED_FACTOR = 1.5  # the paced rate: this times what one worker judged of the flood ...
+PACED_CAP = 0.8  # ... but at most this share of what kernel forwarding delivered
 LOAD_TITLES = {
     UDP: "64-byte UDP flood (iperf3 -u -b 0 -l 36)",
     TCP: "TCP bulk transfer (iperf3, one stream)",
@@ -505,6 +514,7 @@ class Measurement:
     rss_bytes: int | None = None
     error: str = ""
     note: str = ""
+    offered_pps: float | None = None  # PACED: the rate the senders were asked for
 
     @property
     def figure(self) -> float:
@@ -776,13 +786,16 @@ class Bench:
             time.sleep(1.0)  # typically: the server was still tearing down the previous test
         return res
 
-    def udp(self, config: str, sources: Sequence[str]) -> Measurement:
-        m = Measurement(config, UDP, float(self.seconds))
+    def udp(self, config: str, sources: Sequence[str], rate: float | None = None) -> Measurement:
+        """The 64-byte UDP flood; with ``rate`` (datagrams/s, all senders together) paced at that rate."""
+        m = Measurement(config, UDP if rate is None else PACED, float(self.seconds), offered_pps=rate)
         total = str(self.total)
+        # iperf3 -b counts UDP payload bits per second, per sender.
+        bitrate = "0" if rate is None else f"{rate / len(sources) * UDP_PAYLOAD * 8:.0f}"
         argvs = [
             [
                 *("iperf3", "-c", self.lab.server_ip, "-p", str(IPERF_PORT + i), "-B", src),
-                *("-u", "-b", "0", "-l", str(UDP_PAYLOAD), "-t", total, "-J"),
+                *("-u", "-b", bitrate, "-l", str(UDP_PAYLOAD), "-t", total, "-J"),
             ]
             for i, src in enumerate(sources)
         ]
@@ -835,9 +848,11 @@ class Bench:
         m.delivered_pps = _delta(before.server, after.server, "Ip.InReceives") / m.seconds
         return m
 
-    def measure(self, config: str, load: str, sources: Sequence[str]) -> Measurement:
+    def measure(self, config: str, load: str, sources: Sequence[str], rate: float = 0.0) -> Measurement:
         if load == UDP:
             m = self.udp(config, sources)
+        elif load == PACED:
+            m = self.udp(config, sources, rate)
         else:
             m = self.tcp(config) if load == TCP else self.http(config)
         blocked = self.unblock()
@@ -986,6 +1001,7 @@ class Report:
     latencies: list[Latency] = field(default_factory=list)
     latency_rate: float = 0.0
     latency_rate_given: bool = False  # --latency-rate, not half the ceiling's
+    paced_rate: float = 0.0  # PACED: datagrams/s asked of the 1- and 2-worker rows
 
     def get(self, config: str, load: str) -> Measurement | None:
         return next((m for m in self.results if m.config == config and m.load == load), None)
@@ -999,12 +1015,22 @@ class Report:
             return None
         return m.inspected / b.inspected
 
-    def judged_ratio(self, config: str, base: str) -> float | None:
-        """UDP flood: packets judged per second by config's process ÷ by base's."""
-        m, b = self.get(config, UDP), self.get(base, UDP)
-        if m is None or b is None or not b.judged:
+    def judged_ratio(self, config: str, base: str, load: str = UDP) -> float | None:
+        """Packets judged per second by config's process ÷ by base's (UDP flood, or the paced UDP)."""
+        m, b = self.get(config, load), self.get(base, load)
+        if m is None or b is None or not b.judged or m.error or b.error:
             return None
         return m.judged / b.judged
+
+    def choose_paced_rate(self) -> float:
+        """PACED_FACTOR times what one worker judged of the flood, capped below kernel forwarding."""
+        one, kernel = self.get(IPS_JUDGED, UDP), self.get(KERNEL, UDP)
+        if one is None or not one.judged:
+            return 0.0
+        rate = PACED_FACTOR * one.judged / one.seconds
+        if kernel is not None and kernel.delivered_pps:
+            rate = min(rate, PACED_CAP * kernel.delivered_pps)
+        return rate
 
     def added(self, config: str) -> tuple[float | None, float | None]:
         x, k = self.lat(config), self.lat(KERNEL)
@@ -1099,12 +1125,16 @@ class Report:
                 None if p99 is None else p99 < 1000,
             )
         )
-        r5 = self.judged_ratio(IPS_W2, IPS_JUDGED)
+        r5 = self.judged_ratio(IPS_W2, IPS_JUDGED, PACED)
+        flood = self.judged_ratio(IPS_W2, IPS_JUDGED)
         out.append(
             (
                 "5. 2 workers deliver more than 1 worker",
                 fmt(r5),
-                "UDP flood, packets/s judged, 2 workers ÷ 1 worker (both every packet judged)",
+                f"64-byte UDP paced at {self.paced_rate:,.0f}/s ({PACED_FACTOR:g} times what one worker "
+                f"judged of the flood), packets/s judged, 2 workers ÷ 1 worker (both every packet judged); "
+                f"under the unpaced flood, where the senders take every cycle the second worker "
+                f"could use: {fmt(flood)}",
                 met(r5, lambda v: v > 1.0),
             )
         )
@@ -1193,6 +1223,38 @@ class Report:
             )
         return head, rows
 
+    def _paced_rows(self) -> tuple[list[str], list[list[str]]]:
+        head = [
+            "configuration",
+            "sent pkt/s",
+            "delivered pkt/s",
+            "loss %",
+            "judged pkt/s",
+            "unjudged %",
+            "judged ÷ 1 worker",
+            "router CPU %",
+            "CPU s/Mpkt",
+        ]
+        rows = []
+        for key in ALL_CONFIGS:
+            m = self.get(key, PACED)
+            if m is None:
+                continue
+            rows.append(
+                [
+                    NAMES[key] + (" (error)" if m.error else ""),
+                    "-" if m.sent is None else f"{m.sent / m.seconds:,.0f}",
+                    f"{m.delivered_pps:,.0f}",
+                    _f(m.loss_percent, 1),
+                    f"{m.judged / m.seconds:,.0f}",
+                    f"{100 * m.unjudged_share:.1f}",
+                    _f(self.judged_ratio(key, IPS_JUDGED, PACED), 3),
+                    _f(m.cpu_percent, 0),
+                    _f(m.cpu_per_mpkt, 1),
+                ]
+            )
+        return head, rows
+
     def _latency_rows(self) -> tuple[list[str], list[list[str]]]:
         head = [
             "configuration",
@@ -1248,6 +1310,14 @@ class Report:
         for load in LOADS:
             out += ["", f"### {LOAD_TITLES[load]}", ""]
             out += _md_table(*self._rows(load))
+        if any(m.load == PACED for m in self.results):
+            out += [
+                "",
+                f"### 64-byte UDP paced at {self.paced_rate:,.0f} datagrams/s ({PACED_FACTOR:g} times what "
+                "one worker judged of the flood): one worker and two",
+                "",
+            ]
+            out += _md_table(*self._paced_rows())
         out += [
             "",
             f"### Latency at {self.latency_rate:,.0f} datagrams/s asked ("
@@ -1479,6 +1549,12 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: TextIO = sys.stderr)
                             m = bench.measure(key, load, sources)
                             report.results.append(m)
                             say(f"  {load}: {_summary(m)}")
+                        if key == IPS_JUDGED:
+                            report.paced_rate = report.choose_paced_rate()
+                        if key in (IPS_JUDGED, IPS_W2) and report.paced_rate > 0:
+                            m = bench.measure(key, PACED, sources, report.paced_rate)
+                            report.results.append(m)
+                            say(f"  {PACED} at {report.paced_rate:,.0f}/s: {_summary(m)}")
                         if key == CEILING and not report.latency_rate:
                             report.latency_rate = _latency_rate(report)
                         if (key != KERNEL or report.latency_rate_given) and report.latency_rate > 0:
@@ -1518,7 +1594,7 @@ def _latency_rate(report: Report) -> float:
 
 def _summary(m: Measurement) -> str:
     parts = [f"{m.figure:,.0f} {'bit/s' if m.load == TCP else 'conn/s' if m.load == HTTP else 'pkt/s'}"]
-    if m.load == UDP and m.loss_percent is not None:
+    if m.load in (UDP, PACED) and m.loss_percent is not None:
         parts.append(f"loss {m.loss_percent:.1f}%")
     parts.append(f"judged {m.judged / m.seconds:,.0f}/s, unjudged {100 * m.unjudged_share:.1f}%")
     if m.cpu_percent is not None:

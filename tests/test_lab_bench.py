@@ -221,7 +221,7 @@ def test_section_is_replaced_in_place_keeping_the_sections_around_it() -> None:
 
 def _m(config: str, load: str, figure: float, judged: int, cpu: float | None, **kw: float) -> lb.Measurement:
     m = lb.Measurement(config, load, 10.0, judged=judged, cpu_seconds=cpu, rss_bytes=50 << 20)
-    if load == lb.UDP:
+    if load in (lb.UDP, lb.PACED):
         m.delivered_pps = figure
         m.bits_per_second = figure * 64 * 8
         m.loss_percent = kw.get("loss", 0.0)
@@ -245,6 +245,9 @@ def _report(ceiling_cpu: float, ceiling_loss: float) -> lb.Report:
         _m(lb.IPS, lb.UDP, 200_000, 100, 0.01),
         _m(lb.IPS_JUDGED, lb.UDP, 150_000, 600_000, 10.0, forwarded=1_500_000, unjudged=900_000),
         _m(lb.IPS_W2, lb.UDP, 150_000, 660_000, 10.0, forwarded=1_500_000, unjudged=840_000),
+        # Paced at 90k/s: one worker judges 60k/s of it, two judge all of it.
+        _m(lb.IPS_JUDGED, lb.PACED, 90_000, 600_000, 10.0, forwarded=900_000, unjudged=300_000),
+        _m(lb.IPS_W2, lb.PACED, 90_000, 900_000, 14.0, forwarded=900_000),
         _m(lb.KERNEL, lb.TCP, 10e9, 0, None),
         _m(lb.CEILING, lb.TCP, 1e9, 1_000_000, 10.0),
         _m(lb.IPS, lb.TCP, 9e9, 100, 0.1),
@@ -256,6 +259,7 @@ def _report(ceiling_cpu: float, ceiling_loss: float) -> lb.Report:
         lb.Latency(lb.IPS_JUDGED, 50_000, 48_000, 480_000, 480_000, 303.0, 805.0, 2000.0),
     ]
     r.latency_rate = 50_000
+    r.paced_rate = 90_000
     r.configs = {lb.IPS_ET: lb.ConfigInfo(lb.IPS_ET, skipped="skipped (--no-et)")}
     return r
 
@@ -267,6 +271,11 @@ def test_ratios_count_only_inspected_delivery() -> None:
     assert r.ratio(lb.KERNEL, lb.UDP, lb.CEILING) == pytest.approx(2.5)
     assert r.ratio(lb.IPS, lb.TCP, lb.KERNEL) == pytest.approx(0.9)
     assert r.judged_ratio(lb.IPS_W2, lb.IPS_JUDGED) == pytest.approx(1.1)
+    assert r.judged_ratio(lb.IPS_W2, lb.IPS_JUDGED, lb.PACED) == pytest.approx(1.5)
+    # 1.5 x what one worker judged of the flood (60k/s), below 0.8 x kernel forwarding's 250k/s.
+    assert r.choose_paced_rate() == pytest.approx(90_000)
+    r.get(lb.KERNEL, lb.UDP).delivered_pps = 100_000  # type: ignore[union-attr]
+    assert r.choose_paced_rate() == pytest.approx(80_000)
     assert r.added(lb.IPS_JUDGED) == (300.0, 800.0)
 
 
@@ -276,7 +285,9 @@ def test_targets_say_met_or_not_and_fall_back_to_cpu_per_packet_when_the_senders
     assert saturated["2."] == ("-", None)  # no ET row
     assert saturated["3."] == ("0.900", True)
     assert saturated["4."] == ("800 µs", True)
-    assert saturated["5."] == ("1.100", True)
+    assert saturated["5."] == ("1.500", True)  # the paced load decides; the flood's 1.1 is quoted
+    flood = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("5."))
+    assert "paced at 90,000/s" in flood and "unpaced flood" in flood and "1.100" in flood
     # A ceiling with CPU to spare and no loss judged what the senders sent: compare CPU per packet
     # (ceiling 2 µs, the IPS 16.7 µs), not packets/s.
     limited = _report(ceiling_cpu=2.0, ceiling_loss=0.0)
@@ -309,6 +320,9 @@ def test_markdown_has_a_table_per_load_latency_targets_and_the_command() -> None
     assert cells[6] == "0.600"  # ÷ ceiling
     assert cells[-2:] == ["16.7", "50"]  # CPU s/Mpkt, RSS MB
     assert "| 4. added latency p99 under 1 ms at half the ceiling's rate | 800 µs |" in md
+    assert "### 64-byte UDP paced at 90,000 datagrams/s" in md
+    paced = next(line for line in md.splitlines() if line.startswith(f"| {lb.NAMES[lb.IPS_W2]} | 9"))
+    assert [c.strip() for c in paced.strip("|").split("|")][4:7] == ["90,000", "0.0", "1.500"]
     assert f"{lb.NAMES[lb.IPS_ET]}: skipped (--no-et)" in md
     doc = lb.Report.to_json(_report(10.0, 20.0))
     assert json.loads(json.dumps(doc))["targets"][2]["met"] is True
