@@ -1,5 +1,19 @@
-"""Shim for tools that still call setup.py; all metadata lives in setup.cfg."""
+"""Shim for tools that still call setup.py; all metadata lives in setup.cfg.
 
-from setuptools import setup
+The C extensions are optional: when one does not build (no compiler, no
+Python headers) the install still succeeds and the pure-Python code is used.
+"""
 
-setup()
+from setuptools import Extension, setup
+
+ext_modules = [
+    # Compiled fast path of inline_ips.decode.decode (pure-Python fallback: decode_py).
+    Extension(
+        "inline_ips.decode._fastdecode",
+        sources=["inline_ips/decode/_fastdecode.c"],
+        optional=True,
+        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+    ),
+]
+
+setup(ext_modules=ext_modules)

@@ -1,0 +1,6 @@
+"""Type stub for the compiled decoder (inline_ips/decode/_fastdecode.c)."""
+
+from inline_ips.packet import Packet
+
+def setup(packet_class: type[Packet], template: Packet, decode_errors: tuple[str, ...], /) -> None: ...
+def decode(raw: bytes | bytearray | memoryview, ts: float, /) -> Packet: ...
