@@ -14,6 +14,13 @@ ext_modules = [
         optional=True,
         extra_compile_args=["-O2", "-Wall", "-Wextra"],
     ),
+    # The NFQUEUE receive loop (recvmmsg, batch verdicts); fallback: NetfilterQueue's run_socket.
+    Extension(
+        "inline_ips.source._nfqloop",
+        sources=["inline_ips/source/_nfqloop.c"],
+        optional=True,
+        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+    ),
 ]
 
 setup(ext_modules=ext_modules)

@@ -52,10 +52,26 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$VENV"
 fi
 
-# Reinstall only when the package metadata changed since the last install.
+# Reinstall only when the package metadata or a C extension's source changed since the
+# last install (or a built extension is gone, e.g. after git clean).
+# The C extensions (inline_ips/**/*.c, listed in setup.py, optional: a machine without a
+# compiler still installs and uses the pure-Python fallbacks) are built by the editable
+# install itself: setuptools' editable mode compiles them in place, the .so next to its .c
+# in the source tree, which is where the editable finder imports inline_ips from (*.so is
+# in .gitignore). Nothing rebuilds them when a .c changes, hence the checks below (on a
+# machine where one cannot build, that means a reinstall, and a fallback, every run).
 stamp="$VENV/.inline-ips-installed"
-if [[ ! -f "$stamp" || setup.cfg -nt "$stamp" || setup.py -nt "$stamp" ]]; then
-    echo "setup: installing inline-ips and its dependencies into $VENV"
+needs_install() {
+    [[ ! -f "$stamp" || setup.cfg -nt "$stamp" || setup.py -nt "$stamp" ]] && return 0
+    local c
+    while IFS= read -r c; do
+        [[ "$c" -nt "$stamp" ]] && return 0
+        compgen -G "${c%.c}.cpython-*.so" >/dev/null || return 0
+    done < <(find inline_ips -name '*.c')
+    return 1
+}
+if needs_install; then
+    echo "setup: installing inline-ips and its dependencies into $VENV (and building its C extensions)"
     "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
     "$VENV/bin/pip" install -q --disable-pip-version-check -e ".[live,dev]"
     touch "$stamp"

@@ -6,15 +6,24 @@
   in the router namespace with a tiny handler. ``--mode functional``: UDP to
   port 9 is dropped, TCP/UDP to port 10 or 23 rejected (replies sent with a
   :class:`~inline_ips.respond.reject.Rejecter`), port 7 accepted with the
-  bypass mark, port 11 makes the handler raise, and every ``hello`` in a
-  TCP/UDP payload is rewritten to ``HELLO``. ``--mode sleep``: accept each
-  packet after sleeping ``--sleep`` seconds (to fill the queue). Prints
-  ``READY`` once the queue is bound and configured, the stats as JSON on
-  SIGUSR1, and the stats again (``FINAL``) after SIGTERM stops it.
+  bypass mark, port 11 makes the handler raise, a UDP payload of exactly
+  ``KeyboardInterrupt`` makes it raise that, every ``hello`` in a TCP/UDP
+  payload is rewritten to ``HELLO``, and UDP to port 5002 whose sequence
+  number (see ``seqflood``) is a multiple of 7 gets BYPASS, of 11 a fresh
+  ACCEPT decision (not the shared one). ``--mode sleep``: accept each packet
+  after sleeping ``--sleep`` seconds (to fill the queue). ``--receive``:
+  the source's receive path (auto, fast, library). Prints ``READY`` once the
+  queue is bound and configured, the stats as JSON on SIGUSR1, and the stats
+  again (``FINAL``) after SIGTERM stops it (``INTERRUPTED`` first when a
+  KeyboardInterrupt ended it).
 * ``sink``: print each UDP datagram / TCP stream received on the given
   ports as ``udp|tcp PORT HEX``; dual-stack, so IPv4 and IPv6 alike.
 * ``count PORT``: count UDP datagrams until none came for ``--idle`` seconds.
-* ``flood HOST PORT N``, ``udp HOST PORT TEXT``, ``tcp HOST PORT TEXT``,
+* ``seqsink PORT``: like ``count``, for ``seqflood``'s datagrams: prints
+  ``SEQ`` and a JSON summary (how many, whether in order, the rewrites seen).
+* ``flood HOST PORT N``, ``seqflood HOST PORT N`` (datagrams ``seq`` + a
+  32-bit sequence number + ``hello`` when it is a multiple of 13, else
+  ``-----``), ``udp HOST PORT TEXT``, ``tcp HOST PORT TEXT``,
   ``udp-refused HOST PORT``: traffic from the client namespace.
 
 Not a test module itself (pytest collects only ``test_*.py``). It never
@@ -40,6 +49,8 @@ BYPASS_PORT = 7
 DROP_PORT = 9
 REJECT_PORTS = (10, 23)
 RAISE_PORT = 11
+SEQ_PORT = 5002
+INTERRUPT = b"KeyboardInterrupt"
 SO_RCVBUFFORCE = 33  # Linux; the socket module does not name it
 
 
@@ -52,6 +63,7 @@ def functional_handler(rejecter: Rejecter) -> Handler:
     from inline_ips.verdict import Action
 
     reject = Decision(Action.REJECT)
+    fresh_accept = Decision(Action.ACCEPT)  # equal to ACCEPT, but not it: the slow path
 
     def handle(raw: bytes, ts: float) -> Decision:
         if raw[0] >> 4 == 4:
@@ -65,8 +77,16 @@ def functional_handler(rejecter: Rejecter) -> Handler:
         dport = raw[l4 + 2] << 8 | raw[l4 + 3]
         if dport == RAISE_PORT:
             raise RuntimeError("a handler bug, on purpose")
+        if proto == 17 and raw[l4 + 8 :] == INTERRUPT:
+            raise KeyboardInterrupt
         if dport == DROP_PORT and proto == 17:
             return DROP
+        if dport == SEQ_PORT and proto == 17 and raw[l4 + 8 : l4 + 11] == b"seq":
+            n = int.from_bytes(raw[l4 + 11 : l4 + 15], "big")
+            if n % 7 == 0:
+                return BYPASS
+            if n % 11 == 0:
+                return fresh_accept
         if dport in REJECT_PORTS:
             rejecter.send(raw)
             return reject
@@ -101,7 +121,9 @@ def cmd_source(args: argparse.Namespace) -> None:
         handler = functional_handler(Rejecter())
     else:
         handler = sleep_handler(args.sleep)
-    source = NfqueueSource(args.queue, handler, maxlen=args.maxlen, fail_open=not args.fail_closed)
+    source = NfqueueSource(
+        args.queue, handler, maxlen=args.maxlen, fail_open=not args.fail_closed, receive=args.receive
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGUSR1, lambda *_: _say("STATS", json.dumps(source.stats)))
@@ -111,7 +133,10 @@ def cmd_source(args: argparse.Namespace) -> None:
             _say("READY")
 
     threading.Thread(target=announce, daemon=True).start()
-    source.run(stop)
+    try:
+        source.run(stop)
+    except KeyboardInterrupt:
+        _say("INTERRUPTED")
     _say("FINAL", json.dumps(source.stats))
 
 
@@ -168,6 +193,47 @@ def cmd_count(args: argparse.Namespace) -> None:
     except TimeoutError:
         pass
     _say("COUNT", n)
+
+
+def cmd_seqsink(args: argparse.Namespace) -> None:
+    s = _listener(socket.SOCK_DGRAM, args.port)
+    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
+    _say("READY")
+    s.settimeout(args.wait)
+    seqs: list[int] = []
+    rewrites_ok = 0
+    try:
+        while True:
+            data = s.recv(2048)
+            s.settimeout(args.idle)
+            n = int.from_bytes(data[3:7], "big")
+            seqs.append(n)
+            rewrites_ok += n % 13 == 0 and data[7:] == b"HELLO"
+    except TimeoutError:
+        pass
+    disorder = next((i for i in range(1, len(seqs)) if seqs[i] <= seqs[i - 1]), None)
+    summary = {
+        "count": len(seqs),
+        "distinct": len(set(seqs)),
+        "in_order": disorder is None,
+        "first_disorder": None if disorder is None else seqs[disorder - 1 : disorder + 1],
+        "rewrites_ok": rewrites_ok,
+    }
+    _say("SEQ", json.dumps(summary))
+
+
+def cmd_seqflood(args: argparse.Namespace) -> None:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.connect((args.host, args.port))
+    sent = 0
+    for n in range(args.n):
+        tail = b"hello" if n % 13 == 0 else b"-----"
+        try:
+            s.send(b"seq" + n.to_bytes(4, "big") + tail)
+            sent += 1
+        except OSError:
+            pass
+    _say("SENT", sent)
 
 
 def cmd_flood(args: argparse.Namespace) -> None:
@@ -232,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--sleep", type=float, default=0.002)
     s.add_argument("--maxlen", type=int, default=4096)
     s.add_argument("--fail-closed", action="store_true")
+    s.add_argument("--receive", choices=("auto", "fast", "library"), default="auto")
     s.set_defaults(func=cmd_source)
     s = sub.add_parser("sink")
     s.add_argument("--udp", type=int, action="append", default=[])
@@ -242,11 +309,17 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--idle", type=float, default=0.5)
     s.add_argument("--wait", type=float, default=10.0)
     s.set_defaults(func=cmd_count)
-    s = sub.add_parser("flood")
-    s.add_argument("host")
+    s = sub.add_parser("seqsink")
     s.add_argument("port", type=int)
-    s.add_argument("n", type=int)
-    s.set_defaults(func=cmd_flood)
+    s.add_argument("--idle", type=float, default=1.0)
+    s.add_argument("--wait", type=float, default=10.0)
+    s.set_defaults(func=cmd_seqsink)
+    for name, func in (("flood", cmd_flood), ("seqflood", cmd_seqflood)):
+        s = sub.add_parser(name)
+        s.add_argument("host")
+        s.add_argument("port", type=int)
+        s.add_argument("n", type=int)
+        s.set_defaults(func=func)
     for name, func in (("udp", cmd_udp), ("tcp", cmd_tcp)):
         s = sub.add_parser(name)
         s.add_argument("host")

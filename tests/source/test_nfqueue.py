@@ -1,13 +1,17 @@
 """Tests for inline_ips.source.nfqueue: config message, /proc parsing, verdicts, and a real queue.
 
-The unit tests drive the per-packet callback with a stand-in for the
-library's packet object. The integration tests build a throw-away topology
-a -- r -- b (veth pairs, r forwards IPv4 and IPv6), queue r's FORWARD chain to
-an :class:`NfqueueSource` running in r (``tests/source/nfq_handler.py``), and
-check from real sockets in a and b that drops drop, rewrites arrive rewritten
-(and pass b's checksum checks), rejects reset / refuse, bypass marks are set,
-and that fail-open keeps traffic flowing when the queue is full. Nothing is
-configured in the initial namespace; every namespace is deleted afterwards.
+The unit tests drive the library path's per-packet callback with a stand-in
+for the library's packet object, and the fast path's ``slow`` verdicts
+directly (the C loop itself: test_nfqloop.py). The integration tests build a
+throw-away topology a -- r -- b (veth pairs, r forwards IPv4 and IPv6), queue
+r's FORWARD chain to an :class:`NfqueueSource` running in r
+(``tests/source/nfq_handler.py``), once with each receive path (the C loop,
+"fast", and NetfilterQueue, "library"), and check from real sockets in a and
+b that drops drop, rewrites arrive rewritten (and pass b's checksum checks),
+rejects reset / refuse, bypass marks are set, 2,000 datagrams of mixed
+verdicts all arrive in order, and that fail-open keeps traffic flowing when
+the queue is full. Nothing is configured in the initial namespace; every
+namespace is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -35,12 +39,17 @@ from inline_ips.source.nfqueue import (
     ACCEPT,
     BYPASS,
     DROP,
+    NFQA_CFG_CMD,
     NFQA_CFG_F_FAIL_OPEN,
     NFQA_CFG_FLAGS,
     NFQA_CFG_MASK,
+    NFQA_CFG_PARAMS,
     NFQA_CFG_QUEUE_MAXLEN,
+    STATS_KEYS,
     Decision,
     NfqueueSource,
+    build_bind_message,
+    fast_loop_available,
     parse_queue_stats,
     read_queue_stats,
 )
@@ -89,6 +98,19 @@ def test_config_message_fail_closed_without_maxlen() -> None:
         build_config_message(70000, True, None, seq=1)
     with pytest.raises(ValueError):
         build_config_message(1, True, 0, seq=1)
+
+
+def test_bind_message_layout() -> None:
+    msg = build_bind_message(0x0102, seq=9)
+    length, kind, flags, seq, portid = struct.unpack_from("=IHHII", msg)
+    assert (length, kind, flags, seq, portid) == (len(msg), 0x0302, 0x1 | 0x4, 9, 0)
+    assert msg[16:20] == bytes([socket.AF_UNSPEC, 0, 1, 2])
+    assert _attrs(msg[20:]) == {
+        NFQA_CFG_CMD: bytes([1, 0, 0, 0]),  # NFQNL_CFG_CMD_BIND, pad, pf 0
+        NFQA_CFG_PARAMS: b"\x00\x00\xff\xff\x02",  # copy range 65535, NFQNL_COPY_PACKET (packed)
+    }
+    with pytest.raises(ValueError):
+        build_bind_message(1, seq=1, copy_range=0x10000)
 
 
 PROC_SAMPLE = """\
@@ -246,6 +268,71 @@ def test_source_arguments_checked() -> None:
         NfqueueSource(1, lambda r, ts: ACCEPT, maxlen=0)
     with pytest.raises(ValueError):
         NfqueueSource(1, lambda r, ts: ACCEPT, bypass_mark=0)
+    with pytest.raises(ValueError):
+        NfqueueSource(1, lambda r, ts: ACCEPT, receive="fastest")  # type: ignore[arg-type]
+
+
+def test_receive_path_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inline_ips.source import nfqueue
+
+    assert NfqueueSource(1, lambda r, ts: ACCEPT, receive="library").receive_path == "library"
+    if fast_loop_available():
+        assert NfqueueSource(1, lambda r, ts: ACCEPT).receive_path == "fast"
+    monkeypatch.setattr(nfqueue, "_FAST_LOOP", None)
+    assert NfqueueSource(1, lambda r, ts: ACCEPT).receive_path == "library"  # auto falls back
+    with pytest.raises(RuntimeError, match="_nfqloop"):
+        NfqueueSource(1, lambda r, ts: ACCEPT, receive="fast")
+
+
+def test_stats_keys_on_both_paths() -> None:
+    src = NfqueueSource(1, lambda r, ts: ACCEPT, receive="library")
+    assert tuple(src.stats) == STATS_KEYS
+    assert set(STATS_KEYS) >= {"packets", "accepted", "dropped", "rewritten", "bypass_marked"}
+
+
+# -- the fast path's verdicts for the decisions the C loop does not know --------
+
+
+@pytest.mark.parametrize(
+    ("decision", "verdict"),
+    [
+        (Decision(Action.ACCEPT), (1, None, None)),
+        (Decision(Action.ACCEPT, bypass=True), (1, 0x40000000, None)),
+        (Decision(Action.DROP), (0, None, None)),
+        (Decision(Action.REJECT), (0, None, None)),
+        (Decision(Action.BLOCK, bypass=True), (0, None, None)),
+    ],
+)
+def test_slow_verdicts(decision: Decision, verdict: tuple[int, int | None, bytes | None]) -> None:
+    src = NfqueueSource(3, lambda r, ts: decision)
+    assert src.slow(decision, _udp(b"x")) == verdict
+    assert src.stats["rewritten"] == src.stats["rewrite_errors"] == src.stats["handler_errors"] == 0
+
+
+def test_slow_rewrite() -> None:
+    raw = _udp(b"say hello")
+    off = raw.index(b"hello")
+    src = NfqueueSource(3, lambda r, ts: ACCEPT, bypass_mark=0x10)
+    verdict, mark, new = src.slow(Decision(Action.REWRITE, ((off, b"HELLO"),), bypass=True), raw)
+    assert (verdict, mark) == (1, 0x10)
+    assert new is not None and new.endswith(b"say HELLO") and checksum_ok(new)
+    assert src.stats["rewritten"] == 1
+    # Nothing to replace: accepted as it is, nothing counted as rewritten.
+    assert src.slow(Decision(Action.REWRITE, ()), raw) == (1, None, None)
+    assert src.stats["rewritten"] == 1
+
+
+def test_slow_bad_rewrite_accepts_unchanged() -> None:
+    raw = _udp(b"x")
+    src = NfqueueSource(3, lambda r, ts: ACCEPT)
+    assert src.slow(Decision(Action.REWRITE, ((len(raw), b"zz"),)), raw) == (1, None, None)
+    assert src.stats["rewrite_errors"] == 1 and src.stats["rewritten"] == 0
+
+
+def test_slow_not_a_decision_is_a_handler_error() -> None:
+    src = NfqueueSource(3, lambda r, ts: ACCEPT)
+    assert src.slow(None, _udp(b"x")) == (1, None, None)  # type: ignore[arg-type]
+    assert src.stats["handler_errors"] == 1
 
 
 class FakeQueue:
@@ -295,7 +382,7 @@ def test_run_stops_under_load_and_replays_the_backlog(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(netfilterqueue, "NetfilterQueue", FakeQueue)
     monkeypatch.setattr(nfqueue, "set_queue_flags", fake_flags)
-    src = NfqueueSource(4, lambda raw, ts: ACCEPT)
+    src = NfqueueSource(4, lambda raw, ts: ACCEPT, receive="library")
     stop = threading.Event()
     t = threading.Thread(target=src.run, args=(stop,))
     t.start()
@@ -309,6 +396,80 @@ def test_run_stops_under_load_and_replays_the_backlog(monkeypatch: pytest.Monkey
     assert q.unbound and q.replayed == [b"early packet message"]
     assert src.stats["packets"] > 0 and src.stats["accepted"] == src.stats["packets"]
     assert not src.ready.is_set()
+
+
+def _packet_message(queue: int, pid: int, payload: bytes) -> bytes:
+    """An NFQNL_MSG_PACKET message as the kernel writes it (see test_nfqloop.py)."""
+
+    def attr(kind: int, value: bytes) -> bytes:
+        return struct.pack("=HH", 4 + len(value), kind) + value + b"\0" * (-len(value) % 4)
+
+    body = struct.pack(">BBH", socket.AF_INET, 0, queue)
+    body += attr(1, struct.pack(">IHB", pid, 0x0800, 2)) + attr(10, payload)
+    return struct.pack("=IHHII", 16 + len(body), 0x0300, 0, 0, 0) + body
+
+
+def test_fast_run_stops_under_load_and_replays_the_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C loop's run, with a socketpair for the kernel's socket: backlog first, stop under load."""
+    if not fast_loop_available():
+        pytest.skip("the C receive loop inline_ips.source._nfqloop is not built")
+    from inline_ips.source import nfqueue
+
+    user, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    kernel.settimeout(0.05)
+    unbound: list[int] = []
+
+    def fake_bind(queue_num: int, fail_open: bool, maxlen: int | None, **kw: Any) -> socket.socket:
+        kw["backlog"].append(_packet_message(queue_num, 1, b"early packet"))
+        return user
+
+    def fake_unbind(sock: socket.socket, queue_num: int) -> None:
+        unbound.append(queue_num)
+        sock.close()
+
+    done = threading.Event()
+
+    def flood() -> None:  # packets forever: only the stop mechanism can end the loop
+        pid = 2
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                kernel.send(b"".join(_packet_message(4, pid + k, b"load") for k in range(10)))
+                pid += 10
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    kernel.recv(1 << 20)  # the verdicts
+
+    monkeypatch.setattr(nfqueue, "bind_queue", fake_bind)
+    monkeypatch.setattr(nfqueue, "unbind_queue", fake_unbind)
+    seen: list[bytes] = []
+
+    def handler(raw: bytes, ts: float) -> Decision:
+        seen.append(raw)
+        return ACCEPT
+
+    src = NfqueueSource(4, handler, receive="fast")
+    stop = threading.Event()
+    t = threading.Thread(target=src.run, args=(stop,))
+    writer = threading.Thread(target=flood, daemon=True)
+    try:
+        t.start()
+        assert src.ready.wait(5)
+        writer.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        stop.set()
+        t.join(5)
+        took = time.monotonic() - started
+    finally:
+        done.set()
+        writer.join(2)
+        kernel.close()
+    assert not t.is_alive()
+    assert took < 1.0, took  # the watcher's wait plus one receive batch, not an idle poll
+    assert unbound == [4] and not src.ready.is_set()
+    assert seen[0] == b"early packet" and len(seen) > 1 and set(seen[1:]) == {b"load"}
+    stats = src.stats
+    assert stats["packets"] == len(seen) == stats["accepted"] and stats["recv_calls"] > 0
 
 
 # -- the kernel ------------------------------------------------------------------
@@ -428,10 +589,11 @@ q.unbind()
 
 
 class Topo:
-    """a -- r -- b with IPv4 and IPv6; r queues FORWARD (queue 1; UDP to FLOOD_PORT: queue 2)."""
+    """a -- r -- b, IPv4 and IPv6; r queues FORWARD (queue 1; UDP to FLOOD_PORT: queue 2, OWN_PORT: 3)."""
 
     A4, B4, A6, B6 = "10.99.1.2", "10.99.2.2", "fd99:1::2", "fd99:2::2"
     FLOOD_PORT = 6000
+    OWN_PORT = 6001  # a queue of its own, for a source that a test ends
 
     def __init__(self, ns: dict[str, str]) -> None:
         self.a, self.r, self.b = ns["a"], ns["r"], ns["b"]
@@ -455,6 +617,8 @@ class Topo:
         ipt, ip6t = "iptables-legacy", "ip6tables-legacy"
         run(ipt, "-A", "FORWARD", "-p", "udp", "--dport", str(self.FLOOD_PORT), "-j", "NFQUEUE",
             "--queue-num", "2", "--queue-bypass", ns=r)  # fmt: skip
+        run(ipt, "-A", "FORWARD", "-p", "udp", "--dport", str(self.OWN_PORT), "-j", "NFQUEUE",
+            "--queue-num", "3", "--queue-bypass", ns=r)  # fmt: skip
         for tool in (ipt, ip6t):
             run(tool, "-A", "FORWARD", "-j", "NFQUEUE", "--queue-num", "1", "--queue-bypass", ns=r)
         # An existing mark on port-7 packets, to see the bypass bit OR-ed into it...
@@ -495,7 +659,8 @@ def topo() -> Iterator[Topo]:
 
 @pytest.fixture(scope="module")
 def sink(topo: Topo) -> Iterator[Proc]:
-    p = Proc(topo.b, "sink", "--udp", "5000", "--udp", "9", "--udp", "7", "--udp", "11", "--tcp", "5001")
+    udp = ("5000", "9", "7", "11", str(topo.OWN_PORT))
+    p = Proc(topo.b, "sink", *(a for port in udp for a in ("--udp", port)), "--tcp", "5001")
     try:
         p.expect("READY")
         yield p
@@ -503,9 +668,18 @@ def sink(topo: Topo) -> Iterator[Proc]:
         p.stop(signal.SIGKILL)
 
 
+@pytest.fixture(scope="module", params=["fast", "library"])
+def receive(request: pytest.FixtureRequest) -> str:
+    """The source's receive path: our C loop, or NetfilterQueue's run_socket (the fallback)."""
+    path: str = request.param
+    if path == "fast" and not fast_loop_available():
+        pytest.skip("the C receive loop inline_ips.source._nfqloop is not built (scripts/setup.sh builds it)")
+    return path
+
+
 @pytest.fixture(scope="module")
-def router(topo: Topo, sink: Proc) -> Iterator[Proc]:
-    p = Proc(topo.r, "source", "1", "--mode", "functional")
+def router(topo: Topo, sink: Proc, receive: str) -> Iterator[Proc]:
+    p = Proc(topo.r, "source", "1", "--mode", "functional", "--receive", receive)
     try:
         p.expect("READY", timeout=20)
         yield p
@@ -524,9 +698,11 @@ def _received(sink: Proc, proto: str, port: int, timeout: float = 5.0) -> bytes:
     return bytes.fromhex(line.split()[2]) if len(line.split()) > 2 else b""
 
 
-def test_queue_is_bound(topo: Topo, router: Proc) -> None:
+def test_queue_is_bound(topo: Topo, router: Proc, receive: str) -> None:
     q = queue_stats(topo.r)[1]
     assert q["portid"] != 0 and q["copy_mode"] == 2
+    # Fast: whole packets (asked for 65535; the kernel's maximum is 65535 less an attribute header).
+    assert q["copy_range"] == (0xFFFF - 4 if receive == "fast" else 4016)
 
 
 def test_udp_drop_and_rewrite_v4(topo: Topo, sink: Proc, router: Proc) -> None:
@@ -582,13 +758,116 @@ def test_reject_sends_rst_and_icmp(topo: Topo, router: Proc) -> None:
     assert _stats(router)["dropped"] >= 4
 
 
+def test_many_datagrams_arrive_in_order(topo: Topo, router: Proc, receive: str) -> None:
+    """2,000 datagrams of one flow, mixing batched accepts, BYPASS, slow-path accepts and rewrites.
+
+    A single verdict sent before the batch accept of the packets queued
+    ahead of it would reorder the flow; a batch verdict naming the wrong id
+    would leave packets queued (lost at unbind). The handler (nfq_handler's
+    functional mode) gives every 7th datagram BYPASS, every 11th a fresh
+    ACCEPT decision and rewrites every 13th.
+    """
+    n = 2000
+    seqsink = Proc(topo.b, "seqsink", "5002")
+    try:
+        seqsink.expect("READY")
+        before = _stats(router)
+        q_before = queue_stats(topo.r)[1]
+        assert helper(topo.a, "seqflood", topo.B4, "5002", str(n)) == f"SENT {n}"
+        summary = json.loads(seqsink.expect("SEQ", timeout=30).split(" ", 1)[1])
+    finally:
+        seqsink.stop(signal.SIGKILL)
+    after = _stats(router)
+    q = queue_stats(topo.r)[1]
+    judged = after["packets"] - before["packets"]
+    context = f"{receive}: {summary}, judged {judged}, stats {after}, /proc {q}"
+    # Every datagram went through the queue (none passed unjudged by fail-open) and arrived once, in order.
+    assert judged == n and q["user_dropped"] == q_before["user_dropped"], context
+    assert summary["count"] == summary["distinct"] == n, context
+    assert summary["in_order"], context
+    assert summary["rewrites_ok"] == sum(1 for i in range(n) if i % 13 == 0 and i % 7 and i % 11), context
+    assert after["bypass_marked"] - before["bypass_marked"] >= n // 7
+    if receive == "fast":
+        # Batching happened: fewer sends than packets (and the slow path was taken).
+        assert after["sends"] - before["sends"] < judged
+        assert after["slow_calls"] - before["slow_calls"] >= n // 11
+
+
+def test_keyboard_interrupt_in_handler(topo: Topo, sink: Proc, receive: str) -> None:
+    """KeyboardInterrupt in the handler ends the C loop's run; what it received passes; the queue goes."""
+    if receive != "fast":
+        pytest.skip("NetfilterQueue's callback cannot end its receive loop this way")
+    src = Proc(topo.r, "source", "3", "--mode", "functional", "--receive", "fast")
+    port = str(topo.OWN_PORT)
+    try:
+        src.expect("READY", timeout=20)
+        sink.drain()
+        for i in range(5):
+            helper(topo.a, "udp", topo.B4, port, f"before {i}")
+        helper(topo.a, "udp", topo.B4, port, "KeyboardInterrupt")
+        src.expect("INTERRUPTED")
+        final = json.loads(src.expect("FINAL").split(" ", 1)[1])
+        src.p.wait(10)
+    finally:
+        src.stop(signal.SIGKILL)
+    got = {_received(sink, "udp", topo.OWN_PORT) for _ in range(6)}
+    # The packet that raised was accepted too, not left queued to be dropped at unbind.
+    assert got == {f"before {i}".encode() for i in range(5)} | {b"KeyboardInterrupt"}
+    assert final["packets"] == final["accepted"] == 6 and final["handler_errors"] == 0
+    assert src.p.returncode == 0
+    assert 3 not in queue_stats(topo.r)  # unbound
+    helper(topo.a, "udp", topo.B4, port, "after")  # --queue-bypass: traffic flows on
+    assert _received(sink, "udp", topo.OWN_PORT) == b"after"
+
+
+def test_bind_queue_refused_by_the_kernel() -> None:
+    """Our own bind: EPERM naming the holder for a queue bound elsewhere, EBUSY twice on one socket."""
+    _require_tools()
+    script = """
+from inline_ips.source.nfqueue import QueueConfigError, bind_queue, read_queue_stats, unbind_queue
+from inline_ips.source.nfqueue import _request, build_bind_message
+first = bind_queue(7, True, 8)
+q = read_queue_stats()[7]
+print("bound", q["copy_mode"], q["copy_range"])
+try:
+    bind_queue(7, True, 8)
+except QueueConfigError as e:
+    print("other", e.errno, e)
+try:
+    _request(first.fileno(), 7, build_bind_message(7, 1), "bind", None, 2.0)
+except QueueConfigError as e:
+    print("again", e.errno, e)
+unbind_queue(first, 7)
+print("after", 7 in read_queue_stats())
+unbind_queue(bind_queue(7, False, None), 7)
+print("rebound", "yes")
+"""
+    with netns("bind") as ns:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        r = subprocess.run(
+            ["ip", "netns", "exec", ns["bind"], sys.executable, "-c", script],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert r.returncode == 0, r.stderr
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert out["bound"] == "2 65531", out  # copy mode packet, the kernel's largest range
+    assert out["other"].startswith("1 ") and "EPERM" in out["other"] and "another socket" in out["other"], out
+    assert out["again"].startswith("16 ") and "EBUSY" in out["again"], out
+    assert out["after"] == "False" and out["rebound"] == "yes", out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fail_open", [True, False], ids=["fail-open", "fail-closed"])
-def test_full_queue(topo: Topo, fail_open: bool) -> None:
+def test_full_queue(topo: Topo, fail_open: bool, receive: str) -> None:
     """A queue of 8 judged by a slow handler: fail-open passes the overflow, fail-closed drops it."""
     n = 3000
     count = Proc(topo.b, "count", str(topo.FLOOD_PORT))
-    args = ["source", "2", "--mode", "sleep", "--sleep", "0.002", "--maxlen", "8"]
+    args = ["source", "2", "--mode", "sleep", "--sleep", "0.002", "--maxlen", "8", "--receive", receive]
     src = Proc(topo.r, *args, *([] if fail_open else ["--fail-closed"]))
     try:
         count.expect("READY")
@@ -605,7 +884,7 @@ def test_full_queue(topo: Topo, fail_open: bool) -> None:
         src.stop(signal.SIGKILL)
         count.stop(signal.SIGKILL)
     judged = final["packets"]
-    print(f"fail_open={fail_open}: sent {n}, judged {judged}, received {received}, /proc {q}")
+    print(f"{receive} fail_open={fail_open}: sent {n}, judged {judged}, received {received}, /proc {q}")
     assert q["id_sequence"] == judged  # every packet the kernel queued was judged
     assert 2 not in queue_stats(topo.r)  # unbound on the way out
     assert (
