@@ -120,9 +120,14 @@ class Flow:
         self.rate_cache: (
             tuple[object, list[tuple[tuple[Any, ...], dict[int, tuple[Any, ...]]] | None]] | None
         ) = None
-        # detect/signature.py: the same for the signatures without a fast pattern, by TCP flags
+        # detect/signature.py: the same for the signatures without a fast pattern, by TCP flags,
+        # and whether the tuple admits the flow for some rules with one (rule index -> bool)
         self.sig_cache: (
-            tuple[object, list[tuple[tuple[int, ...], dict[int, tuple[int, ...]]] | None]] | None
+            tuple[
+                object,
+                list[tuple[tuple[int, ...], dict[int, tuple[int, ...]], dict[int, bool]] | None],
+            ]
+            | None
         ) = None
         self.tx_alerted: set[tuple[int, int, int]] | None = None  # (tx, direction, sid) already alerted
         # engine.py: (the rules it was worked out for, is either address allowlisted?)

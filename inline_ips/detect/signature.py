@@ -74,6 +74,9 @@ class Hit:
 
 # Per flow, (transaction, direction, sid) already alerted: pruned past this many entries.
 _MAX_TX_ALERTED = 4096
+# Per flow direction, how many fast-pattern rules' "does the tuple admit this flow" answers
+# are remembered (a bound on the memory an attacker's payloads can make a flow hold).
+_TUPLE_MEMO_MAX = 32
 _TX_ALERTED_KEEP = 32
 
 
@@ -363,8 +366,8 @@ class SignatureEngine:
         d = 0 if to_server else 1
         entry = cache[1][d]
         if entry is None:
-            entry = cache[1][d] = (self._unfiltered_for(pkt), {})
-        admitted, by_flags = entry
+            entry = cache[1][d] = (self._unfiltered_for(pkt), {}, {})
+        admitted, by_flags, memo = entry
         cached = by_flags.get(pkt.tcp_flags)
         if cached is None:
             cached = by_flags[pkt.tcp_flags] = self._with_flags(admitted, pkt.tcp_flags)
@@ -372,11 +375,25 @@ class SignatureEngine:
         data = stream if stream is not None else pkt.payload
         scanner = self._payload_scanner
         if data and scanner is not None and (self._scan_any or pkt.proto in self._scan_protos):
-            found = set(candidates)
             # The stream window contains the packet payload, so one scan of it also
             # finds the candidates of rules that look at the packet alone.
-            scanner.scan(data, found)
-            candidates = found
+            hits: set[int] = set()
+            scanner.scan(data, hits)
+            if hits:
+                # Common literals (|00 00 00|) make rules for other ports and hosts candidates
+                # again and again: whether a rule's tuple admits the flow is asked once per
+                # direction (up to _TUPLE_MEMO_MAX rules), and the rules it rules out go no further.
+                comp = self._compiled
+                found = set(candidates)
+                for i in hits:
+                    ok = memo.get(i)
+                    if ok is None:
+                        ok = comp[i].header.selects_flow(pkt)
+                        if len(memo) < _TUPLE_MEMO_MAX:
+                            memo[i] = ok
+                    if ok:
+                        found.add(i)
+                candidates = found
         if not candidates:
             return []  # the common case for a flow no rule can see: no Inspection built
         insp = Inspection(pkt, stream, prefix, to_server)

@@ -461,3 +461,29 @@ def test_two_rewrite_rules_keep_both_replacements() -> None:
     assert res.verdict.action is Action.REWRITE
     assert res.verdict.replacements == ((40, b"xyz"), (44, b"DEF"))
     assert alerted(res) == [1, 2]
+
+
+# -- the per-flow memo of which fast-pattern rules' tuples admit the flow ------------------------
+
+
+def test_rules_for_other_ports_that_the_payload_hits_are_ruled_out_once_per_flow_and_boundedly() -> None:
+    # 40 rules for other ports whose literal every datagram carries, and one for this port.
+    others = "".join(
+        entry(f"proto: udp\ndst_port: {1000 + i}\npayload: zz{i:02d}", 100 + i) for i in range(40)
+    )
+    mine = entry("proto: udp\ndst_port: 5201\npayload: zz07", 7)
+    eng = engine("signatures:\n" + others + mine)
+    payload = b"".join(b"zz%02d" % i for i in range(40))
+    for n in range(3):  # the memo fills on the first datagram; later ones are judged the same
+        res = eng.process(bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=5201) / payload), 1.0 + n)
+        assert alerted(res) == [7]
+    (flow,) = eng.flows._flows.values()
+    assert flow.sig_cache is not None
+    entry_ = flow.sig_cache[1][0]
+    assert entry_ is not None
+    memo = entry_[2]
+    assert 0 < len(memo) <= 32  # bounded whatever the payload hits
+    assert memo.get(next(i for i, r in enumerate(eng._r.signatures.rules) if r.sid == 7)) in (True, None)
+    # A datagram to one of the other ports is that rule's, in its own flow.
+    res = eng.process(bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=1003) / payload), 5.0)
+    assert alerted(res) == [103]
