@@ -1109,6 +1109,7 @@ class Report:
         )
         _, p99 = self.added(IPS_JUDGED)
         _, p99c = self.added(IPS)
+        _, p99_ceiling = self.added(CEILING)
         lat = self.lat(IPS_JUDGED)
         held = f"{lat.achieved_rate:,.0f} datagrams/s held" if lat else "-"
         out.append(
@@ -1116,7 +1117,8 @@ class Report:
                 "4. added latency p99 under 1 ms at half the ceiling's rate",
                 "-" if p99 is None else f"{p99:.0f} µs",
                 f"every packet judged, p99 minus kernel forwarding's p99, {held} "
-                f"(with flow bypass: {'-' if p99c is None else f'{p99c:.0f} µs'})"
+                f"(with flow bypass: {'-' if p99c is None else f'{p99c:.0f} µs'}; the accept-all ceiling "
+                f"itself adds {'-' if p99_ceiling is None else f'{p99_ceiling:.0f} µs'})"
                 + (
                     "; NOT at half the ceiling's rate: --latency-rate set it"
                     if self.latency_rate_given

@@ -257,6 +257,7 @@ def _report(ceiling_cpu: float, ceiling_loss: float) -> lb.Report:
     r.latencies = [
         lb.Latency(lb.KERNEL, 50_000, 50_000, 500_000, 500_000, 3.0, 5.0, 100.0),
         lb.Latency(lb.IPS_JUDGED, 50_000, 48_000, 480_000, 480_000, 303.0, 805.0, 2000.0),
+        lb.Latency(lb.CEILING, 50_000, 49_000, 490_000, 490_000, 43.0, 1205.0, 3000.0),
     ]
     r.latency_rate = 50_000
     r.paced_rate = 90_000
@@ -285,6 +286,8 @@ def test_targets_say_met_or_not_and_fall_back_to_cpu_per_packet_when_the_senders
     assert saturated["2."] == ("-", None)  # no ET row
     assert saturated["3."] == ("0.900", True)
     assert saturated["4."] == ("800 µs", True)
+    t4 = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("4."))
+    assert "the accept-all ceiling itself adds 1200 µs" in t4
     assert saturated["5."] == ("1.500", True)  # the paced load decides; the flood's 1.1 is quoted
     flood = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("5."))
     assert "paced at 90,000/s" in flood and "unpaced flood" in flood and "1.100" in flood
