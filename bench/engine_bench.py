@@ -74,7 +74,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from bench import results_file
-from inline_ips.decode import decode
+from inline_ips.decode import FAST_DECODE, FAST_DECODE_REASON, decode
 from inline_ips.engine import Engine
 from inline_ips.rules.loader import load_rule_files
 from inline_ips.rules.model import RuleSet
@@ -953,6 +953,7 @@ class Report:
     scapy_version: str
     hyperscan_version: str
     scapy_layers: str
+    decoder: str
     repeat: int
     seed: int
     mix: PacketMix
@@ -996,6 +997,7 @@ class Report:
             f"- Scapy {self.scapy_version}, Hyperscan (python-hyperscan) {self.hyperscan_version}",
             f"- Scapy layers loaded (what `IP(raw)` dissects): {self.scapy_layers}; "
             "HTTP and TLS payloads stay `Raw`",
+            f"- Decoder: {self.decoder}",
             f"- Timing: `time.perf_counter_ns`, best of {self.repeat} repetitions over all packets; a fresh "
             f"engine for every repetition; the configurations take turns every {SLICE} packets",
             "",
@@ -1051,6 +1053,7 @@ class Report:
             "scapy": self.scapy_version,
             "hyperscan": self.hyperscan_version,
             "scapy_layers": self.scapy_layers,
+            "decoder": self.decoder,
             "repeat": self.repeat,
             "seed": self.seed,
             "mix": {
@@ -1140,6 +1143,11 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> Report:
         cpus=os.cpu_count() or 1,
         scapy_version=str(scapy.__version__),
         hyperscan_version=str(getattr(hyperscan, "__version__", "unknown")),
+        decoder=(
+            "compiled (`inline_ips.decode._fastdecode`)"
+            if FAST_DECODE
+            else f"pure Python ({FAST_DECODE_REASON})"
+        ),
         scapy_layers=", ".join(
             sorted(m[len("scapy.layers.") :] for m in sys.modules if m.startswith("scapy.layers."))
         ),
