@@ -450,6 +450,23 @@ def fast_loop_available() -> bool:
     return _FAST_LOOP is not None
 
 
+def _rewritten(raw: bytes, decision: Decision, stats: dict[str, int]) -> bytes | None:
+    """The datagram with the decision's replacements, or None: nothing changed, or refused.
+
+    A refusal (replacements that do not fit) is counted; the packet is then
+    accepted unchanged (fail open).
+    """
+    try:
+        new = apply_replacements(raw, decision.replacements)
+    except Exception:
+        stats["rewrite_errors"] += 1
+        return None
+    if new is raw:
+        return None
+    stats["rewritten"] += 1
+    return new
+
+
 class NfqueueSource:
     """One NFQUEUE bound in this process's network namespace, judged by ``handler``.
 
@@ -524,7 +541,6 @@ class NfqueueSource:
         mark = self.bypass_mark
         accept_action = Action.ACCEPT
         rewrite_action = Action.REWRITE
-        apply = apply_replacements
 
         def callback(pkt: NfqPacket) -> None:
             stats["packets"] += 1
@@ -545,14 +561,9 @@ class NfqueueSource:
                     stats["accepted"] += 1
                     pkt.accept()
                 elif action is rewrite_action:
-                    try:
-                        new = apply(raw, decision.replacements)
-                    except Exception:
-                        stats["rewrite_errors"] += 1  # accepted unchanged (fail open)
-                    else:
-                        if new is not raw:
-                            pkt.set_payload(new)
-                            stats["rewritten"] += 1
+                    new = _rewritten(raw, decision, stats)
+                    if new is not None:
+                        pkt.set_payload(new)
                     if decision.bypass:
                         pkt.set_mark(pkt.get_mark() | mark)
                         stats["bypass_marked"] += 1
@@ -580,7 +591,6 @@ class NfqueueSource:
         mark = self.bypass_mark
         accept_action = Action.ACCEPT
         rewrite_action = Action.REWRITE
-        apply = apply_replacements
         accept_unchanged: SlowVerdict = (1, None, None)
         drop: SlowVerdict = (0, None, None)
 
@@ -594,16 +604,7 @@ class NfqueueSource:
             if action is accept_action:
                 return (1, bits, None)
             if action is rewrite_action:
-                new: bytes | None = None
-                try:
-                    out = apply(raw, decision.replacements)
-                except Exception:
-                    stats["rewrite_errors"] += 1  # accepted unchanged (fail open)
-                else:
-                    if out is not raw:
-                        new = out
-                        stats["rewritten"] += 1
-                return (1, bits, new)
+                return (1, bits, _rewritten(raw, decision, stats))
             return drop
 
         return slow

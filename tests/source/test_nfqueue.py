@@ -547,6 +547,21 @@ def helper(ns: str, *args: str) -> str:
     return r.stdout.strip()
 
 
+def script_in(ns: str, script: str) -> dict[str, str]:
+    """Run a Python script in ``ns``; its output lines as {first word: the rest}."""
+    r = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", script],
+        check=False,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    return dict(line.split(" ", 1) for line in r.stdout.splitlines())
+
+
 def queue_stats(ns: str) -> dict[int, dict[str, int]]:
     return parse_queue_stats(run("cat", "/proc/net/netfilter/nfnetlink_queue", ns=ns, check=False).stdout)
 
@@ -572,18 +587,7 @@ for label in ("unbound", "foreign"):
 q.unbind()
 """
     with netns("cfg") as ns:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        r = subprocess.run(
-            ["ip", "netns", "exec", ns["cfg"], sys.executable, "-c", script],
-            check=False,
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    assert r.returncode == 0, r.stderr
-    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+        out = script_in(ns["cfg"], script)
     assert "ENODEV" in out["unbound"], out
     assert "EPERM" in out["foreign"], out
 
@@ -843,18 +847,7 @@ unbind_queue(bind_queue(7, False, None), 7)
 print("rebound", "yes")
 """
     with netns("bind") as ns:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        r = subprocess.run(
-            ["ip", "netns", "exec", ns["bind"], sys.executable, "-c", script],
-            check=False,
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    assert r.returncode == 0, r.stderr
-    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+        out = script_in(ns["bind"], script)
     assert out["bound"] == "2 65531", out  # copy mode packet, the kernel's largest range
     assert out["other"].startswith("1 ") and "EPERM" in out["other"] and "another socket" in out["other"], out
     assert out["again"].startswith("16 ") and "EBUSY" in out["again"], out
