@@ -54,7 +54,7 @@ def fast_pattern(rule: SignatureRule) -> FastPattern | None:
     return best
 
 
-class _Scanner:
+class Scanner:
     """One compiled Hyperscan database for one buffer kind."""
 
     def __init__(self, entries: Sequence[tuple[int, FastPattern]]) -> None:
@@ -126,7 +126,7 @@ class Prefilter:
             else:
                 per_key.setdefault(fp.key, []).append((idx, fp))
         self.unfiltered: tuple[int, ...] = tuple(unfiltered)
-        self._scanners = {key: _Scanner(entries) for key, entries in per_key.items()}
+        self._scanners = {key: Scanner(entries) for key, entries in per_key.items()}
         self.pattern_count = sum(len(s.groups) for s in self._scanners.values())
         self.keys: tuple[BufferKey, ...] = tuple(self._scanners)
 
@@ -144,6 +144,6 @@ class Prefilter:
             return
         scanner.scan(data, out)
 
-    def scanner(self, buffer: Buffer | BufferKey) -> _Scanner | None:
+    def scanner(self, buffer: Buffer | BufferKey) -> Scanner | None:
         """The scanner of one buffer (None: no rule has a fast pattern there), to scan it directly."""
         return self._scanners.get(self._key(buffer))

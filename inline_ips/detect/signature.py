@@ -33,7 +33,7 @@ from inline_ips.detect import transforms
 from inline_ips.detect.content import inspect
 from inline_ips.detect.header import HeaderCheck, flow_selects, frag_selects
 from inline_ips.detect.iponly import IpOnlyIndex
-from inline_ips.detect.prefilter import BufferKey, Prefilter
+from inline_ips.detect.prefilter import BufferKey, Prefilter, Scanner, fast_pattern
 from inline_ips.flow import Flow
 from inline_ips.packet import Packet
 from inline_ips.rules.model import (
@@ -266,21 +266,37 @@ class SignatureEngine:
         self._iponly = IpOnlyIndex(
             (c.idx, c.rule.header.src, c.rule.header.dst, c.rule.header.bidirectional) for c in iponly
         )
-        # Packet rules: one prefilter over the payload; the rest always candidates for their
-        # protocol and, when they name a few destination (or else source) ports, only for those
-        # (Suricata's port groups).
-        self.prefilter = Prefilter([c.rule for c in packet], [c.idx for c in packet])
-        # The protocols some fast-pattern rule can match (-1: any): the payload of a packet
-        # of another protocol cannot make a candidate, so it is not scanned at all.
-        unfiltered_set = set(self.prefilter.unfiltered)
-        scan_protos = {p for c in packet if c.idx not in unfiltered_set for p in _protocols(c.rule)}
-        self._scan_any = -1 in scan_protos
-        self._scan_protos = frozenset(scan_protos)
-        self._payload_scanner = self.prefilter.scanner(Buffer.PAYLOAD)
+        # Packet rules with a fast pattern: one prefilter over the payload per IP protocol
+        # they name, each holding also the rules for any protocol (a UDP datagram does not
+        # scan the TCP rules' literals: a match calls back into Python, and common literals
+        # such as |00 00 00| in rules of other protocols would make one per packet). The
+        # rest are always candidates for their protocol and, when they name a few
+        # destination (or else source) ports, only for those (Suricata's port groups).
+        unfiltered_rules: list[int] = []
+        by_proto_fp: dict[int, list[_Rule]] = {}
+        any_proto_fp: list[_Rule] = []
+        literals: set[tuple[bytes, bool]] = set()
+        for c in packet:
+            fp = fast_pattern(c.rule)
+            if fp is None:
+                unfiltered_rules.append(c.idx)
+                continue
+            literals.add((fp.pattern, fp.nocase))
+            for proto in _protocols(c.rule):
+                (any_proto_fp if proto == -1 else by_proto_fp.setdefault(proto, [])).append(c)
+        self._packet_literals = len(literals)
+
+        def payload_scanner(members: list[_Rule]) -> Scanner | None:
+            if not members:
+                return None
+            return Prefilter([c.rule for c in members], [c.idx for c in members]).scanner(Buffer.PAYLOAD)
+
+        self._payload_scanners = {p: payload_scanner(m + any_proto_fp) for p, m in by_proto_fp.items()}
+        self._payload_scanner_other = payload_scanner(any_proto_fp)  # protocols no rule names
         general: dict[int, list[int]] = {}  # protocol (-1: any) -> rules for every port
         by_port: dict[tuple[int, int], list[int]] = {}  # (protocol, dst port) -> rules
         by_sport: dict[tuple[int, int], list[int]] = {}  # (protocol, src port) -> rules
-        for idx in self.prefilter.unfiltered:
+        for idx in unfiltered_rules:
             h = self.rules[idx].header
             protos = _protocols(self.rules[idx])
             dports = sports = None
@@ -318,7 +334,7 @@ class SignatureEngine:
     @property
     def pattern_count(self) -> int:
         """Distinct literals in every prefilter (payload and application buffers)."""
-        return self.prefilter.pattern_count + sum(pf.pattern_count for pf, _, _ in self._tx.values())
+        return self._packet_literals + sum(pf.pattern_count for pf, _, _ in self._tx.values())
 
     # -- the three kinds -------------------------------------------------------------
 
@@ -373,8 +389,8 @@ class SignatureEngine:
             cached = by_flags[pkt.tcp_flags] = self._with_flags(admitted, pkt.tcp_flags)
         candidates: Iterable[int] = cached
         data = stream if stream is not None else pkt.payload
-        scanner = self._payload_scanner
-        if data and scanner is not None and (self._scan_any or pkt.proto in self._scan_protos):
+        scanner = self._payload_scanners.get(pkt.proto, self._payload_scanner_other)
+        if data and scanner is not None:
             # The stream window contains the packet payload, so one scan of it also
             # finds the candidates of rules that look at the packet alone.
             hits: set[int] = set()

@@ -487,3 +487,34 @@ def test_rules_for_other_ports_that_the_payload_hits_are_ruled_out_once_per_flow
     # A datagram to one of the other ports is that rule's, in its own flow.
     res = eng.process(bytes(IP(src=CLIENT, dst=SERVER) / UDP(sport=40000, dport=1003) / payload), 5.0)
     assert alerted(res) == [103]
+
+
+# -- one payload prefilter per IP protocol --------------------------------------------------------
+
+PER_PROTO_RULES = (
+    one_rule("proto: tcp\npayload: tcpword", 1)
+    + entry("proto: udp\npayload: udpword", 2)
+    + entry("proto: ip\npayload: anyword", 3)
+)
+
+
+@pytest.mark.parametrize(
+    ("pkt", "expected"),
+    [
+        (IP(src=CLIENT, dst=SERVER) / UDP(sport=5000, dport=53) / b"tcpword udpword anyword", [2, 3]),
+        (
+            IP(src=CLIENT, dst=SERVER) / TCP(sport=5000, dport=80, flags="PA") / b"tcpword udpword anyword",
+            [1, 3],
+        ),
+        (IP(src=CLIENT, dst=SERVER) / ICMP() / b"tcpword udpword anyword", [3]),
+        (IP(src=CLIENT, dst=SERVER, proto=47) / b"tcpword udpword anyword", [3]),  # GRE: no rule names it
+    ],
+)
+def test_each_protocol_scans_its_own_and_the_any_protocol_literals(
+    pkt: ScapyPacket, expected: list[int]
+) -> None:
+    assert sorted(sids_alone(PER_PROTO_RULES, pkt)) == expected
+    eng = SignatureEngine(load_rules_text(PER_PROTO_RULES, "test.yaml").signatures)
+    # The UDP scanner holds the UDP and the any-protocol literal, not the TCP one.
+    assert len(eng._payload_scanners[17].groups) == 2  # type: ignore[union-attr]
+    assert eng.pattern_count == 3
