@@ -193,7 +193,7 @@ class Engine:
         allowed = False
         if self.blocklist.expiry:  # only when the engine emulates the kernel's blocklist (replay)
             allowed = _allowlisted(allowlist, pkt)
-            if not allowed and self.blocklist.is_blocked(pkt.ip_version, pkt.src, pkt.ts):
+            if not allowed and self._src_blocked(pkt):
                 self.stats["blocklist_drops"] += 1
                 return Result(Verdict(Action.DROP, Reason.BLOCKLIST), pkt)
 
@@ -463,7 +463,7 @@ class Engine:
         return bypass.due(flow) and bypass.clean(flow, pkt)
 
     def _src_blocked(self, pkt: Packet) -> bool:
-        return len(self.blocklist) > 0 and self.blocklist.is_blocked(pkt.ip_version, pkt.src, pkt.ts)
+        return bool(self.blocklist.expiry) and self.blocklist.is_blocked(pkt.ip_version, pkt.src, pkt.ts)
 
     def _block(self, pkt: Packet, verdict: Verdict, result: Result) -> None:
         if not self.options.emulate_blocklist:

@@ -177,8 +177,6 @@ def build_config_message(queue_num: int, fail_open: bool, maxlen: int | None, se
     fail-open bit, so other flags the library may have set stay as they are.
     The request asks for an ACK.
     """
-    if not 0 <= queue_num <= 0xFFFF:
-        raise ValueError(f"queue number {queue_num} out of range 0-65535")
     attrs = b""
     if maxlen is not None:
         if not 1 <= maxlen <= 0xFFFFFFFF:
