@@ -5,13 +5,13 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORPUS := ../shared/corpus
 
-.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench bench-lab clean
+.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench bench-lab bench-memory bench-redos fuzz clean
 
 setup:
 	@scripts/setup.sh
 
 lint: setup
-	$(VENV)/bin/ruff check inline_ips tests bench scripts
+	$(VENV)/bin/ruff check inline_ips tests bench scripts fuzz
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -21,7 +21,7 @@ unit: setup
 
 # The whole suite: what CI runs (.ci/run calls exactly this).
 test: setup
-	$(VENV)/bin/ruff check inline_ips tests bench scripts
+	$(VENV)/bin/ruff check inline_ips tests bench scripts fuzz
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
@@ -46,6 +46,22 @@ bench: setup
 # of bench/RESULTS.md (each benchmark keeps the others' sections).
 bench-lab: setup
 	$(PY) -m bench.lab_bench --markdown bench/RESULTS.md
+
+# RSS under a spoofed flood of 1,000,000 sources and flows (default rules, then + ET Open
+# when the corpus is there); replaces only its own section of bench/RESULTS.md.
+bench-memory: setup
+	$(PY) -m bench.memory_bench --markdown bench/RESULTS.md --svg bench/memory.svg
+
+# Every regex of the default rules + ET Open against pathological payloads, per regex and
+# per packet through the engine (about a minute): replaces only its own section.
+bench-redos: setup
+	$(PY) -m bench.redos_bench --markdown bench/RESULTS.md
+
+# Coverage-guided fuzzing (atheris), the targets one after another, FUZZ_SECONDS each
+# (600 by default: an hour in all). Corpus, findings and logs stay in fuzz/work/.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
