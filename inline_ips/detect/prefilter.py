@@ -82,17 +82,32 @@ class Scanner:
             hits.append(pid)
 
         self._on_match = on_match
+        # Bound once, and called with the handler as a positional argument: the binding's
+        # keyword parsing alone costs about as much as scanning a small packet.
+        self._db_scan = self.db.scan
 
     def scan(self, data: bytes, out: set[int]) -> None:
         """Add the indexes of the rules whose literal occurs in ``data`` to ``out``."""
+        found = self.matches(data)
+        if found:
+            out.update(found)
+
+    def matches(self, data: bytes) -> set[int] | None:
+        """The indexes of the rules whose literal occurs in ``data``; None when none does (no set built)."""
         hits = self._hits
         try:
-            self.db.scan(data, match_event_handler=self._on_match)
-            groups = self.groups
-            for pid in hits:
-                out.update(groups[pid])
-        finally:
-            hits.clear()
+            self._db_scan(data, self._on_match)
+        except BaseException:
+            hits.clear()  # what a failed scan reported so far must not leak into the next one
+            raise
+        if not hits:
+            return None
+        groups = self.groups
+        out: set[int] = set()
+        for pid in hits:
+            out.update(groups[pid])
+        hits.clear()
+        return out
 
 
 def _escape(literal: bytes) -> bytes:

@@ -77,6 +77,7 @@ _MAX_TX_ALERTED = 4096
 # Per flow direction, how many fast-pattern rules' "does the tuple admit this flow" answers
 # are remembered (a bound on the memory an attacker's payloads can make a flow hold).
 _TUPLE_MEMO_MAX = 32
+FLAGS_MEMO_MAX = 16  # TCP flags values remembered per flow direction (a flow sees a handful)
 _TX_ALERTED_KEEP = 32
 
 
@@ -386,15 +387,16 @@ class SignatureEngine:
         admitted, by_flags, memo = entry
         cached = by_flags.get(pkt.tcp_flags)
         if cached is None:
-            cached = by_flags[pkt.tcp_flags] = self._with_flags(admitted, pkt.tcp_flags)
+            cached = self._with_flags(admitted, pkt.tcp_flags)
+            if len(by_flags) < FLAGS_MEMO_MAX:  # crafted flag combinations must not grow it to 256
+                by_flags[pkt.tcp_flags] = cached
         candidates: Iterable[int] = cached
         data = stream if stream is not None else pkt.payload
         scanner = self._payload_scanners.get(pkt.proto, self._payload_scanner_other)
         if data and scanner is not None:
             # The stream window contains the packet payload, so one scan of it also
             # finds the candidates of rules that look at the packet alone.
-            hits: set[int] = set()
-            scanner.scan(data, hits)
+            hits = scanner.matches(data)
             if hits:
                 # Common literals (|00 00 00|) make rules for other ports and hosts candidates
                 # again and again: whether a rule's tuple admits the flow is asked once per

@@ -122,6 +122,17 @@ def test_candidates(pf: Prefilter, buffer: Buffer, data: bytes, expected: set[in
     assert out == expected
 
 
+def test_matches_returns_a_new_set_or_none(pf: Prefilter) -> None:
+    scanner = pf.scanner(Buffer.PAYLOAD)
+    assert scanner is not None
+    assert scanner.matches(b"nothing here") is None  # the common case builds no set
+    first = scanner.matches(b"an evil thing")
+    assert first == {0, 1}
+    first.add(99)  # the caller owns it: the next answer is not the same object
+    assert scanner.matches(b"an Evil thing") == {1, 2}
+    assert scanner.matches(b"nothing") is None  # no hit of an earlier scan is left over
+
+
 def test_scan_adds_to_existing_set(pf: Prefilter) -> None:
     out = {3, 4}
     pf.scan(Buffer.PAYLOAD, b"evil", out)

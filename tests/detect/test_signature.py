@@ -12,7 +12,7 @@ from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
 from scapy.packet import Packet as ScapyPacket
 
 from inline_ips.decode import decode
-from inline_ips.detect.signature import SignatureEngine
+from inline_ips.detect.signature import FLAGS_MEMO_MAX, SignatureEngine
 from inline_ips.engine import Engine, Result
 from inline_ips.flow import FlowOptions, FlowTable
 from inline_ips.options import EngineOptions
@@ -518,3 +518,24 @@ def test_each_protocol_scans_its_own_and_the_any_protocol_literals(
     # The UDP scanner holds the UDP and the any-protocol literal, not the TCP one.
     assert len(eng._payload_scanners[17].groups) == 2  # type: ignore[union-attr]
     assert eng.pattern_count == 3
+
+
+def test_the_per_flow_flags_cache_is_capped() -> None:
+    """One flow cycling through every TCP flags value: the cache stops at FLAGS_MEMO_MAX, matching does not."""
+    eng = SignatureEngine(load_rules_text(one_rule('proto: tcp\nflags: "+SF"'), "test.yaml").signatures)
+    flow = None
+    table = FlowTable()
+    matched = []
+    for flags in range(256):
+        raw = bytearray(bytes(IP(src="10.0.0.1", dst="192.0.2.1") / TCP(sport=1, dport=80, flags=0)))
+        raw[20 + 13] = flags
+        p = decode(bytes(raw), 1.0 + flags)
+        flow, to_server = table.lookup(p)
+        if eng.packet(p, flow, to_server, None, 0):
+            matched.append(flags)
+    assert flow is not None and flow.sig_cache is not None
+    entry = flow.sig_cache[1][0]
+    assert entry is not None
+    assert len(entry[1]) == FLAGS_MEMO_MAX
+    # Values past the cap are still judged: every value with both SYN and FIN set matched.
+    assert matched == [f for f in range(256) if f & 0x03 == 0x03]
