@@ -33,6 +33,7 @@ from inline_ips.decode.dns import DnsMessage, parse_dns
 from inline_ips.decode.dns_stream import DnsTcpConnection
 from inline_ips.decode.http import looks_like_request
 from inline_ips.decode.http_stream import HttpConnection, HttpTx
+from inline_ips.decode.memcap import Memcap
 from inline_ips.decode.tls import tls_buffer
 from inline_ips.decode.tls_stream import TlsConnection
 from inline_ips.detect.bypass import BypassPolicy
@@ -105,6 +106,8 @@ class Engine:
         self.flows = FlowTable(opts.flows)
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
+        # Shared by every flow's HTTP/TLS/DNS parser: what they hold together is bounded.
+        self.app_memcap = Memcap(opts.app_memcap)
         self._checksums = opts.checksum_checks != "none"
         self._checked = 0  # packets whose TCP checksum was verified (auto mode decides at 1000)
         self._bad_checksums = 0
@@ -128,14 +131,22 @@ class Engine:
         bypass = BypassPolicy(rules.signatures, rules.rates, opts.bypass)
         all_rules: list[SignatureRule | RateRule] = [*rules.signatures, *rules.rates]
         alerts = {r.sid: _alert(r) for r in all_rules}
-        # One assignment: a packet on another thread holds either bundle whole.
-        self._r = _Compiled(rules, signatures, rates, bypass, rules.allowlist, alerts, rules.normalize)
         # Counts of the old rules mean nothing for the new ones (Suricata resets them too).
-        self.thresholds = Thresholds(opts.threshold_max_entries)
+        thresholds = Thresholds(opts.threshold_max_entries)
+        # One assignment: a packet on another thread holds either bundle whole, its
+        # threshold counts included.
+        self._r = _Compiled(
+            rules, signatures, rates, bypass, rules.allowlist, alerts, rules.normalize, thresholds
+        )
 
     @property
     def rules(self) -> RuleSet:
         return self._r.rules
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The threshold and detection_filter counts of the rules in force."""
+        return self._r.thresholds
 
     @property
     def signatures(self) -> SignatureEngine:
@@ -315,7 +326,7 @@ class Engine:
         for hit in hits:
             rule = hit.rule
             th = rule.threshold or rule.detection_filter
-            res = 1 if th is None else self.thresholds.check(th, rule.sid, rule.gid, pkt, flow)
+            res = 1 if th is None else r.thresholds.check(th, rule.sid, rule.gid, pkt, flow)
             if res == NO_ALERT:
                 continue
             act = rule.action
@@ -410,15 +421,15 @@ class Engine:
         """Tell the application protocol from the first payload, not the port (DNS: port 53 too)."""
         state: object
         if (to_server and looks_like_request(payload)) or (not to_server and payload.startswith(b"HTTP/")):
-            state = HttpConnection()
+            state = HttpConnection(memcap=self.app_memcap)
             flow.app = "http"
         elif len(payload) >= 3 and (
             (payload[0] == 0x16 and payload[1] == 3) or (payload[0] & 0x80 and payload[2] == 1)
         ):
-            state = TlsConnection()
+            state = TlsConnection(memcap=self.app_memcap)
             flow.app = "tls"
         elif DNS_PORT in (flow.cport, flow.sport):
-            state = DnsTcpConnection()
+            state = DnsTcpConnection(memcap=self.app_memcap)
             flow.app = "dns"
         else:
             state = _NO_APP
@@ -487,6 +498,7 @@ class _Compiled:
     allowlist: AddressSet | None
     alerts: dict[int, Alert]
     normalize: Normalize
+    thresholds: Thresholds
 
 
 def _ready(tx: HttpTx, event: str) -> bool:

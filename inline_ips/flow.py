@@ -208,11 +208,12 @@ class FlowTable:
         if flow is not None and now - flow.last_ts > flow.timeout(self.opts):
             del flows[key]
             self.stats["expired"] += 1
+            _gone(flow)
             flow = None
         if flow is None:
             self._expire(now)
             if len(flows) >= self.opts.max_flows:
-                flows.popitem(last=False)
+                _gone(flows.popitem(last=False)[1])
                 self.stats["evicted"] += 1
             # A SYN-ACK seen first comes from the server (we missed the SYN); only a
             # midstream pickup turns the flow around, as in Suricata.
@@ -285,4 +286,12 @@ class FlowTable:
                 return
             del flows[key]
             self.stats["expired"] += 1
+            _gone(flow)
             budget -= 1
+
+
+def _gone(flow: Flow) -> None:
+    """A flow left the table: its application parser gives back its share of the app memcap."""
+    release = getattr(flow.app_state, "release", None)
+    if release is not None:
+        release()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inline_ips.decode.memcap import DEFAULT_APP_MEMCAP
 from inline_ips.detect.bypass import BypassOptions
 from inline_ips.flow import FlowOptions
 
@@ -50,3 +51,17 @@ class EngineOptions:
     max_alerts_per_packet: int = 15
     # threshold / detection_filter entries kept (least recently used evicted beyond it).
     threshold_max_entries: int = 100_000
+    # Bytes all flows' HTTP/TLS/DNS parsers may hold together (decode/memcap.py); past it
+    # a flow's new bytes are treated as lost (a gap), counted.
+    app_memcap: int = DEFAULT_APP_MEMCAP
+
+
+@dataclass(frozen=True, slots=True)
+class PrivilegeOptions:
+    """What ``inline-ips run`` gives up once its firewall rules, ports and files are set up."""
+
+    # Drop to this account after set-up, keeping only CAP_NET_ADMIN and CAP_NET_RAW
+    # (inline_ips/privilege.py); None: stay as started (root, or systemd's User=).
+    user: str | None = None
+    # Files the IPS creates are never world-writable (nor world-readable: alerts name hosts).
+    umask: int = 0o027

@@ -14,6 +14,14 @@ rules that fire get their own count, every later one is counted under
 :data:`OTHER_RULE`. A series that exists keeps counting (a counter must not
 move between labels), which a "top N at the moment" scheme would break.
 
+The engine's bounded tables (flows, fragments being reassembled, rate keys,
+threshold entries, blocklist, the app-layer byte budget) are reported as
+``tables``: for each, its size now, its cap, and how many entries it evicted
+(or, for the blocklist and the app memcap, refused) because it was full —
+read at snapshot time, so the per-packet path only bumps each table's own
+counter where the eviction happens. The label set is the fixed list
+:data:`TABLES`, never an address.
+
 Does not: serve or format metrics (``output/metrics``), write events, or read
 anything from the kernel (queue and firewall counters are read at scrape time
 by the exporter).
@@ -46,6 +54,8 @@ ACTION_NAMES: Final = tuple(a.name.lower() for a in Action)  # index = Action va
 DROP_REASONS: Final = tuple(r.value for r in Reason if r not in (Reason.NONE, Reason.NORMALIZE))
 
 RuleKey = tuple[int, int]  # (gid, sid)
+# The engine's bounded tables, in report order (the Prometheus ``table`` label).
+TABLES: Final = ("flows", "fragments", "rate_keys", "thresholds", "blocklist", "app_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,8 @@ class Snapshot:
     sinks: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # sink -> events, dropped
     cpu_seconds: float = 0.0
     resident_bytes: int = 0
+    # TABLES name -> (entries now, cap, evicted or refused because full); app_bytes in bytes.
+    tables: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
     def alerts_total(self) -> int:
@@ -103,6 +115,23 @@ def skipped_by_kind(report: LoadReport) -> dict[str, int]:
         for reason, n in fr.skipped.items():
             out[fr.kinds.get(reason, "invalid")] += n
     return dict(out)
+
+
+def table_stats(engine: Engine) -> dict[str, tuple[int, int, int]]:
+    """(entries, cap, evicted-or-refused) of each bounded table of ``engine``; O(rate rules)."""
+    flows = engine.flows
+    defrag = engine.defrag
+    rates = engine.rates
+    blocks = engine.blocklist
+    memcap = engine.app_memcap
+    return {
+        "flows": (len(flows), flows.opts.max_flows, flows.stats["evicted"]),
+        "fragments": (len(defrag), defrag.max_datagrams, defrag.stats["evicted"]),
+        "rate_keys": (rates.tracked_keys, rates.max_keys, rates.evicted),
+        "thresholds": (len(engine.thresholds), engine.thresholds.max_entries, engine.thresholds.evicted),
+        "blocklist": (len(blocks), blocks.max_entries, blocks.stats["refused_full"]),
+        "app_bytes": (memcap.used, memcap.cap, memcap.refused),
+    }
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -223,6 +252,7 @@ class Telemetry:
             sinks={k: dict(v) for k, v in (sinks or {}).items()},
             cpu_seconds=usage.ru_utime + usage.ru_stime,
             resident_bytes=_resident_bytes(),
+            tables=table_stats(engine),
         )
 
 
@@ -232,8 +262,10 @@ __all__ = [
     "LATENCY_BUCKETS",
     "MAX_RULE_SERIES",
     "OTHER_RULE",
+    "TABLES",
     "Snapshot",
     "Telemetry",
     "empty_snapshot",
     "skipped_by_kind",
+    "table_stats",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inline_ips.blocklist import Blocklist
+from inline_ips.blocklist import PURGE_INTERVAL, Blocklist
 
 A, B, C = 0x0A000001, 0x0A000002, 0x0A000003
 
@@ -68,4 +68,16 @@ def test_entries_purges_expired() -> None:
     bl.add(4, B, 0.0, 30)
     assert bl.entries(20.0) == [(4, B, 10.0)]
     assert len(bl) == 1
+    assert bl.stats["expired"] == 1
+
+
+def test_a_full_table_looks_for_expired_entries_once_per_interval() -> None:
+    bl = Blocklist(max_entries=2)
+    bl.add(4, A, 0.0, 1)
+    bl.add(6, A, 0.0, 100)
+    assert bl.add(4, C, 0.5, 100) is False  # full; the purge finds nothing expired yet
+    # A's block ran out at 1.0, but within PURGE_INTERVAL of the last purge nothing is scanned:
+    assert bl.add(4, C, 0.5 + PURGE_INTERVAL / 2, 100) is False
+    assert bl.stats["refused_full"] == 2
+    assert bl.add(4, C, 0.5 + PURGE_INTERVAL, 100) is True  # the next purge frees A's room
     assert bl.stats["expired"] == 1

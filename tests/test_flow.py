@@ -8,6 +8,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet as ScapyPacket
 
 from inline_ips.decode import decode
+from inline_ips.decode.http_stream import HttpConnection
+from inline_ips.decode.memcap import Memcap
 from inline_ips.flow import (
     STREAM_GAP,
     STREAM_IN_ORDER,
@@ -300,3 +302,37 @@ def test_stream_sequence_wraps() -> None:
         0,
         STREAM_RETRANSMIT,
     )  # before the wrap: old data
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_spoofed_flood_of_ten_times_the_cap_stays_at_the_cap(version: int) -> None:
+    cap = 50
+    table = FlowTable(FlowOptions(max_flows=cap))
+    memcap = Memcap(1 << 20)
+    for i in range(10 * cap):
+        src = f"10.{i // 250}.0.{i % 250 + 1}" if version == 4 else f"2001:db8::{i + 1:x}"
+        ip = IP(src=src, dst=S) if version == 4 else IPv6(src=src, dst="2001:db8:ffff::1")
+        flow, _ = table.lookup(pkt(ip / TCP(sport=1000, dport=80, flags="S"), 100.0 + i * 1e-3))
+        conn = HttpConnection(memcap=memcap)
+        conn.feed(True, b"GET / HTTP/1.1\r\nHost: x\r\n")  # a head that never ends: held bytes
+        flow.app_state = conn
+        assert len(table) <= cap
+    assert len(table) == cap
+    assert table.stats["evicted"] == 9 * cap  # every flow beyond the cap evicted one, counted
+    assert table.stats["expired"] == 0
+    # An evicted flow's parser gave its bytes back: only the live flows' parsers are charged.
+    live = [f.app_state for f in table._flows.values()]
+    assert memcap.used == sum(c.held for c in live if isinstance(c, HttpConnection)) > 0
+
+
+def test_expired_flows_release_their_parsers_bytes() -> None:
+    table = FlowTable(FlowOptions(other_timeout=1.0))
+    memcap = Memcap(1 << 20)
+    flow, _ = table.lookup(pkt(IP(src=C, dst=S) / UDP(sport=1, dport=53), 100.0))
+    conn = HttpConnection(memcap=memcap)
+    conn.feed(True, b"GET / HTTP/1.1\r\n")
+    flow.app_state = conn
+    assert memcap.used == conn.held > 0
+    table.lookup(pkt(IP(src=C, dst=S) / UDP(sport=2, dport=53), 200.0))  # expires the first
+    assert table.stats["expired"] == 1
+    assert memcap.used == 0

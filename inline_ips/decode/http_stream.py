@@ -19,7 +19,12 @@ longer parsed; bare LF line ends; resynchronisation after lost bytes
 Bounded: every buffer has a limit from :class:`HttpLimits` (header block,
 chunk-size line, bodies, decompressed output and ratio, live transactions,
 client bytes held while a CONNECT waits for its answer). Past a limit the
-data is counted, flagged and dropped, never kept. Work per :meth:`feed` is
+data is counted, flagged and dropped, never kept. With a shared
+:class:`~inline_ips.decode.memcap.Memcap` (the engine's), what every
+connection holds together is bounded too: a connection settles its share
+after each feed, and while the budget is spent its new bytes are treated as
+a gap (``stats["memcap"]``); :meth:`HttpConnection.release` gives the share
+back when the flow leaves the table. Work per :meth:`feed` is
 linear in the new bytes: a header block split over many segments is searched
 only where the new bytes are (plus two bytes of overlap), never re-parsed.
 
@@ -60,6 +65,7 @@ from inline_ips.decode.http import (
     parse_request,
     parse_response,
 )
+from inline_ips.decode.memcap import Memcap
 
 __all__ = ["EVENTS", "HttpConnection", "HttpLimits", "HttpTx"]
 
@@ -257,8 +263,13 @@ def _start_verdict(to_server: bool, prefix: bytes) -> bool | None:
 class HttpConnection:
     """The HTTP/1.x state of one TCP connection (see the module docstring)."""
 
-    def __init__(self, limits: HttpLimits = HttpLimits()) -> None:
+    def __init__(self, limits: HttpLimits = HttpLimits(), memcap: Memcap | None = None) -> None:
         self.limits = limits
+        # The budget shared with every other flow's parsers (decode/memcap.py), and this
+        # connection's share of it: held heads and lines plus the bodies of live transactions.
+        self._memcap = memcap
+        self._charged = 0
+        self._bodies = 0  # body bytes held by the live transactions' decoders
         self._txs: dict[int, HttpTx] = {}
         self._next_req = 0
         self._next_resp = 0
@@ -276,6 +287,7 @@ class HttpConnection:
             "evicted": 0,
             "connect_hold_dropped": 0,
             "orphan_responses": 0,
+            "memcap": 0,  # feeds turned into gaps because the shared budget was spent
         }
 
     # -- public ------------------------------------------------------------
@@ -316,6 +328,12 @@ class HttpConnection:
         out: list[Event] = []
         if not data or self._failed or self._tunnel:
             return out
+        mc = self._memcap
+        if mc is not None and mc.full:
+            # Nothing more may be held: these bytes are lost to the parser, as in a TCP gap.
+            mc.refuse()
+            self.stats["memcap"] += 1
+            return self.gap(to_server)
         half = self._client if to_server else self._server
         try:
             half.body_evented = None
@@ -325,7 +343,19 @@ class HttpConnection:
                 self._parse(half, bytes(data), out)
         except Exception:  # a decoder bug must not take the IPS down
             self._internal_error()
+        if mc is not None:
+            self._charged = mc.settle(self.buffered + self._bodies, self._charged)
         return out
+
+    @property
+    def held(self) -> int:
+        """Bytes this connection holds: :attr:`buffered` plus the live transactions' bodies."""
+        return self.buffered + self._bodies
+
+    def release(self) -> None:
+        """The flow is gone: give this connection's share back to the shared budget."""
+        if self._memcap is not None:
+            self._charged = self._memcap.settle(0, self._charged)
 
     def gap(self, to_server: bool, length: int | None = None) -> list[Event]:
         """``length`` bytes (unknown if None) were lost in this direction: resynchronise.
@@ -344,6 +374,8 @@ class HttpConnection:
             self._gap(half, length, out)
         except Exception:  # see feed
             self._internal_error()
+        if self._memcap is not None:
+            self._charged = self._memcap.settle(self.buffered + self._bodies, self._charged)
         return out
 
     def close(self, to_server: bool) -> list[Event]:
@@ -361,7 +393,9 @@ class HttpConnection:
     def discard_done(self) -> None:
         """Forget transactions whose request and response are both complete."""
         for idx in [i for i, tx in self._txs.items() if tx.request_done and tx.response_done]:
-            del self._txs[idx]
+            self._bodies -= _body_bytes(self._txs.pop(idx))
+        if self._memcap is not None:
+            self._charged = self._memcap.settle(self.buffered + self._bodies, self._charged)
 
     # -- the state machine ---------------------------------------------------
 
@@ -534,6 +568,8 @@ class HttpConnection:
         half.tx = tx
         out.append((tx, "request_headers"))
         fields = req.fields
+        if tx._req_dec is not None:  # a decoder replaced takes its bytes with it
+            self._bodies -= len(tx._req_dec.body)
         tx._req_dec = ContentDecoder(
             content_codings(fields, self.limits.max_decompress_layers),
             limit=self.limits.request_body_limit,
@@ -617,6 +653,8 @@ class HttpConnection:
                 self._parse(self._client, held, out)
 
     def _setup_response_body(self, tx: HttpTx, resp: HttpResponse) -> None:
+        if tx._resp_dec is not None:  # an interim response's decoder, say: its bytes go with it
+            self._bodies -= len(tx._resp_dec.body)
         tx._resp_dec = ContentDecoder(
             content_codings(resp.fields, self.limits.max_decompress_layers),
             limit=self.limits.response_body_limit,
@@ -646,7 +684,9 @@ class HttpConnection:
         dec = tx._req_dec if half.to_server else tx._resp_dec
         if dec is None:
             return
-        if dec.feed(chunk):
+        added = dec.feed(chunk)
+        if added:
+            self._bodies += added
             if half.to_server:
                 tx._req_cache = None
             else:
@@ -852,8 +892,14 @@ class HttpConnection:
             victim = min((i for i, t in items if i != keep and t not in busy), default=None)
         if victim is None:
             victim = min(i for i in self._txs if i != keep)
-        del self._txs[victim]
+        self._bodies -= _body_bytes(self._txs.pop(victim))
         self.stats["evicted"] += 1
+
+
+def _body_bytes(tx: HttpTx) -> int:
+    """Body bytes a transaction's decoders hold (what leaves with it)."""
+    req, resp = tx._req_dec, tx._resp_dec
+    return (len(req.body) if req is not None else 0) + (len(resp.body) if resp is not None else 0)
 
 
 def _block_end_in(head: bytearray, data: bytes, pos: int, lim: int) -> int:

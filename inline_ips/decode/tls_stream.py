@@ -23,6 +23,11 @@ hello and each side's first Certificate message is decoded once (a
 renegotiation's later ones are not). ``anomalies`` keeps the first
 :data:`MAX_ANOMALIES` reasons a side stopped or a message was dropped.
 
+With a shared :class:`~inline_ips.decode.memcap.Memcap` (the engine's), a
+connection settles what it holds after each feed; while the budget is spent
+a side stops being parsed (anomaly ``memcap``), and :meth:`TlsConnection.release`
+gives the share back when the flow leaves the table.
+
 Does not: decrypt (TLS 1.3 certificates are never seen), resynchronise after
 a gap, parse DTLS or QUIC, or look at alerts and heartbeats beyond skipping
 them. It never raises on any input.
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from inline_ips.decode.memcap import Memcap
 from inline_ips.decode.tls import (
     HANDSHAKE_CERTIFICATE,
     HANDSHAKE_CLIENT_HELLO,
@@ -96,8 +102,11 @@ class _Side:
 class TlsConnection:
     """TLS handshake state of one TCP connection, fed with each direction's stream bytes."""
 
-    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
+    def __init__(self, max_message: int = MAX_MESSAGE, memcap: Memcap | None = None) -> None:
         self.max_message = max_message
+        self._memcap = memcap  # shared with every flow's parsers (decode/memcap.py)
+        self._charged = 0
+        self.memcap_refused = 0
         self.client_hello: ClientHello | None = None
         self.server_hello: ServerHello | None = None
         self.certificate: CertificateInfo | None = None  # the server's
@@ -133,6 +142,34 @@ class TlsConnection:
         side = self._client if to_server else self._server
         if self.failed or side.mode == _DONE or not data:
             return []
+        mc = self._memcap
+        if mc is not None:
+            if mc.full:
+                # Nothing more may be held: the bytes are lost to the parser, as in a gap.
+                mc.refuse()
+                self.memcap_refused += 1
+                self._stop(side, "memcap")
+                self._charged = mc.settle(self.held, self._charged)
+                return []
+            try:
+                return self._feed(side, to_server, data)
+            finally:
+                self._charged = mc.settle(self.held, self._charged)
+        return self._feed(side, to_server, data)
+
+    @property
+    def held(self) -> int:
+        """Bytes held in both directions' buffers (headers, a message being collected, an SSLv2 hello)."""
+        c, s = self._client, self._server
+        mine = len(c.hdr) + len(c.hs_hdr) + len(c.body) + len(c.v2)
+        return mine + len(s.hdr) + len(s.hs_hdr) + len(s.body) + len(s.v2)
+
+    def release(self) -> None:
+        """The flow is gone: give this connection's share back to the shared budget."""
+        if self._memcap is not None:
+            self._charged = self._memcap.settle(0, self._charged)
+
+    def _feed(self, side: _Side, to_server: bool, data: bytes) -> list[str]:
         events: list[str] = []
         view = memoryview(data)
         n = len(view)

@@ -22,6 +22,10 @@ from inline_ips.packet import ACK, PROTO_TCP, RST, SYN, Packet
 from inline_ips.rules.model import Measure, RateKey, RateRule
 
 DEFAULT_MAX_KEYS = 100_000
+# TCP flag combinations whose candidate rules a flow direction remembers. A real flow
+# sees a handful; a flood cycling through all 256 values must not make every one of
+# 65,536 flows hold 256 entries, so past this the answer is worked out per packet.
+MAX_FLAGS_CACHED = 16
 
 
 class _Window:
@@ -143,6 +147,7 @@ class RateEngine:
 
     def __init__(self, rules: Sequence[RateRule], max_keys: int = DEFAULT_MAX_KEYS) -> None:
         self.trackers = [RateTracker(r, max_keys) for r in rules]
+        self.max_keys = max_keys * len(self.trackers)  # the cap of all rules' keys together
         by_proto: dict[int | None, list[RateTracker]] = {}
         for t in self.trackers:
             by_proto.setdefault(t.rule.header.proto, []).append(t)
@@ -178,7 +183,9 @@ class RateEngine:
         f = pkt.tcp_flags
         cands = by_flags.get(f)
         if cands is None:
-            cands = by_flags[f] = self._with_flags(admitted, f)
+            cands = self._with_flags(admitted, f)
+            if len(by_flags) < MAX_FLAGS_CACHED:
+                by_flags[f] = cands
         out: list[tuple[RateRule, int]] = []
         for t in cands:
             if t.per_packet and not t.header.selects_packet(pkt):

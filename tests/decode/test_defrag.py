@@ -317,3 +317,22 @@ def test_stats_keys() -> None:
     assert set(Defragmenter().stats) == set(STAT_KEYS)
     for key in ("reassembled", "evicted", "expired", "too_big", "overlaps", "too_many_fragments"):
         assert key in STAT_KEYS
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_flood_of_first_fragments_stays_at_the_cap(version: int) -> None:
+    # First fragments from spoofed sources that never complete: ten times the cap.
+    cap = 16
+    d = Defragmenter(max_datagrams=cap)
+    for i in range(10 * cap):
+        if version == 4:
+            frags = fragment(IP(src=f"10.3.0.{i + 1}", dst="192.0.2.1", id=i) / UDP() / Raw(PAYLOAD), 64)
+        else:
+            base = IPv6(src=f"2001:db8::{i + 1:x}", dst="2001:db8::ffff") / IPv6ExtHdrFragment(id=i)
+            frags = fragment6(base / UDP() / Raw(PAYLOAD * 2), 1280)
+        (first,) = _pieces(frags[:1], ts=float(i) * 1e-3)
+        assert d.feed(first) is None
+        assert len(d) <= cap
+    assert len(d) == cap
+    assert d.stats["evicted"] == 9 * cap
+    assert d.stats["expired"] == d.stats["reassembled"] == 0

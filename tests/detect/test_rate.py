@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 import pytest
@@ -11,7 +12,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from inline_ips.clock import FrozenClock
 from inline_ips.decode import decode
 from inline_ips.decode.dns import parse_dns
-from inline_ips.detect.rate import RateEngine, RateTracker
+from inline_ips.detect.rate import MAX_FLAGS_CACHED, RateEngine, RateTracker
 from inline_ips.flow import FlowTable
 from inline_ips.packet import PROTO_UDP
 from inline_ips.rules.model import Measure, RateKey, RateRule
@@ -300,3 +301,39 @@ def test_an_active_key_is_not_the_one_evicted() -> None:
     states.append(f.feed(flooder))
     assert states == [[], [], [], [], [1]]
     assert f.rates.trackers[0].evicted == 2
+
+
+@pytest.mark.parametrize(
+    ("measure", "key"),
+    [
+        (Measure.PACKETS, RateKey.SRC),
+        (Measure.PACKETS, RateKey.SRC_DST),
+        (Measure.DST_PORTS, RateKey.SRC),
+        (Measure.PACKETS, RateKey.FLOW),
+    ],
+)
+def test_a_flood_of_ten_times_max_keys_stays_at_the_cap(measure: Measure, key: RateKey) -> None:
+    cap = 20
+    f = Feeder([rate_rule(measure, key, 1000, "udp")], max_keys=cap)
+    tracker = f.rates.trackers[0]
+    for i in range(10 * cap):
+        f.feed(bytes(IP(src=f"10.2.{i // 250}.{i % 250 + 1}", dst="192.0.2.1") / UDP(sport=i + 1, dport=80)))
+        assert len(tracker.keys) <= cap
+    assert len(tracker.keys) == cap
+    assert tracker.evicted == f.rates.evicted == 9 * cap
+
+
+def test_the_per_flow_flags_cache_is_capped() -> None:
+    rule = rate_rule(Measure.PACKETS, RateKey.SRC, 1000, "tcp")
+    f = Feeder([rule])
+    for flags in range(256):  # one flow cycling through every TCP flags value
+        raw = bytearray(bytes(IP(src="10.0.0.1", dst="192.0.2.1") / TCP(sport=1, dport=80, flags=0)))
+        raw[20 + 13] = flags
+        f.feed(bytes(raw))
+    (flow,) = f.flows._flows.values()
+    assert flow.rate_cache is not None
+    entry = flow.rate_cache[1][0]
+    assert entry is not None
+    assert len(entry[1]) == MAX_FLAGS_CACHED
+    # Uncached flags values are still counted: all 256 packets of the source.
+    assert f.rates.trackers[0].keys[int(ipaddress.IPv4Address("10.0.0.1"))].count == 256

@@ -275,3 +275,15 @@ def test_backoff_alerts_at_count_times_powers_of_multiplier(
     # Another flow counts on its own.
     other = flow_of(pkt(0.0, src=9))
     assert th.check(t, SID, GID, pkt(1.0, src=9), other) == (ALERT if count == 1 else SILENT)
+
+
+@pytest.mark.parametrize("track", ["by_src", "by_dst", "by_both"])
+def test_a_spoofed_flood_of_ten_times_the_cap_stays_at_the_cap(track: str) -> None:
+    cap = 25
+    t = Thresholds(max_entries=cap)
+    th = limit(1, 60, track)
+    for i in range(10 * cap):
+        p = pkt(i * 1e-3, src=i + 1) if track != "by_dst" else pkt(i * 1e-3, dst=i + 1)
+        assert t.check(th, SID, GID, p, None) == A  # each new key is a new window
+        assert len(t) <= cap
+    assert (len(t), t.evicted) == (cap, 9 * cap)
