@@ -12,7 +12,13 @@ class Loop:
     """A receive loop on a netlink socket bound to one queue (the socket stays the caller's)."""
 
     def __init__(
-        self, fd: int, queue_num: int, bypass_mark: int, batch: int = 32, poll_ms: int = 250
+        self,
+        fd: int,
+        queue_num: int,
+        bypass_mark: int,
+        batch: int = 32,
+        poll_ms: int = 250,
+        spin_us: int = 0,
     ) -> None: ...
     def run(
         self,

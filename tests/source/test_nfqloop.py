@@ -179,6 +179,9 @@ def test_loop_arguments_checked(kernel: FakeKernel) -> None:
         Loop(fd, 1, MARK, batch=0)
     with pytest.raises(ValueError):
         Loop(fd, 1, MARK, poll_ms=0)
+    for spin in (-1, 10_001):
+        with pytest.raises(ValueError):
+            Loop(fd, 1, MARK, spin_us=spin)
     loop = Loop(fd, 1, MARK)
     with pytest.raises(TypeError):
         loop.run(None, ACCEPT, BYPASS, DROP, no_slow, [])  # type: ignore[arg-type]
@@ -250,6 +253,44 @@ def test_one_receive_batch_one_send(kernel: FakeKernel) -> None:
     ]
     stats = loop.stats()
     assert stats["recv_calls"] == 1 and stats["sends"] == 1 and len(kernel.datagrams) == 1
+
+
+@pytest.mark.parametrize("spin_us", [0, 10_000])
+def test_busy_poll_takes_the_next_packet_without_sleeping(kernel: FakeKernel, spin_us: int) -> None:
+    """The second packet arrives after a short receive: with spin_us it is taken by the spin, not poll()."""
+    loop = Loop(kernel.user.fileno(), QUEUE, MARK, spin_us=spin_us)
+    kernel.send(packet(1))
+
+    def handler(raw: bytes, ts: float) -> object:
+        if loop.stats()["packets"] == 1:
+            kernel.send(packet(2))  # queued before the loop looks again: a spin finds it at once
+        else:
+            loop.stop()
+        return ACCEPT
+
+    run(loop, handler, [])
+    stats = loop.stats()
+    assert stats["packets"] == 2 and kernel.verdicts() == [Verdict("batch", 1, 1), Verdict("batch", 2, 1)]
+    if spin_us:
+        # One ordinary receive (packet 1), then the spin's receive (packet 2): no poll() between.
+        assert (stats["recv_calls"], stats["spins"], stats["spin_hits"]) == (1, 1, 1)
+    else:
+        assert (stats["recv_calls"], stats["spins"], stats["spin_hits"]) == (2, 0, 0)
+
+
+def test_busy_poll_spins_once_after_traffic_stops(kernel: FakeKernel) -> None:
+    """An idle queue costs no CPU: one spin after the last packet, then the loop sleeps in poll()."""
+    loop = Loop(kernel.user.fileno(), QUEUE, MARK, poll_ms=20, spin_us=1000)
+    kernel.send(packet(1))
+    t = threading.Thread(target=run, args=(loop, lambda r, ts: ACCEPT, []), daemon=True)
+    t.start()
+    time.sleep(0.3)  # about 15 poll timeouts
+    loop.stop()
+    t.join(2)
+    assert not t.is_alive()
+    stats = loop.stats()
+    assert stats["packets"] == 1
+    assert stats["spins"] == 1 and stats["spin_hits"] == 0  # not one per poll timeout
 
 
 def test_several_messages_in_one_datagram(kernel: FakeKernel) -> None:
