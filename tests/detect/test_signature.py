@@ -521,7 +521,7 @@ def test_each_protocol_scans_its_own_and_the_any_protocol_literals(
 
 
 def test_the_per_flow_flags_cache_is_capped() -> None:
-    """One flow cycling through every TCP flags value: the cache stops at FLAGS_MEMO_MAX, matching does not."""
+    """One flow cycling through every TCP flags value: the cache stops at FLAGS_MEMO_MAX; matching goes on."""
     eng = SignatureEngine(load_rules_text(one_rule('proto: tcp\nflags: "+SF"'), "test.yaml").signatures)
     flow = None
     table = FlowTable()
