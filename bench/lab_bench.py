@@ -1455,18 +1455,20 @@ def _blocked_hosts(lab: Lab) -> int:
     return sum(1 for line in lines[lines.index("Members:") + 1 :] if line.strip())
 
 
-def router_argv(key: str, lab: Lab, rules: Path, et_files: Sequence[Path]) -> list[str]:
+def router_argv(
+    key: str, lab: Lab, rules: Path, et_files: Sequence[Path], busy_poll_us: int | None = None
+) -> list[str]:
     if key == CEILING:
         return [sys.executable, "-m", "bench.accept_all"]
     eve = lab.workdir / f"eve-{key}.json"
-    extra: list[str] = []
+    extra: list[str] = [] if busy_poll_us is None else ["--busy-poll-us", str(busy_poll_us)]
     if key == IPS_JUDGED:
-        extra = ["--bypass-after", "0"]
+        extra += ["--bypass-after", "0"]
     elif key == IPS_ET:
         for f in et_files:
             extra += ["--rules", str(f)]
     elif key == IPS_W2:
-        extra = ["--workers", "2", "--bypass-after", "0"]
+        extra += ["--workers", "2", "--bypass-after", "0"]
     return ips_argv(rules, eve, *extra)
 
 
@@ -1540,7 +1542,9 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: TextIO = sys.stderr)
                     info.skipped = report.et
                     say(f"{NAMES[key]}: {report.et}")
                     continue
-                argv_r = None if key == KERNEL else router_argv(key, lab, args.rules, et_files)
+                argv_r = (
+                    None if key == KERNEL else router_argv(key, lab, args.rules, et_files, args.busy_poll_us)
+                )
                 workers = 2 if key == IPS_W2 else 1
                 say(f"{NAMES[key]}: starting")
                 try:
@@ -1657,6 +1661,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=float,
         metavar="N",
         help="datagrams/s for the latency runs (default: half the ceiling's UDP packets/s)",
+    )
+    ap.add_argument(
+        "--busy-poll-us",
+        type=int,
+        metavar="US",
+        help="pass --busy-poll-us US to every inline-ips configuration (default: inline-ips's own default)",
     )
     ap.add_argument("--prefix", default="lbench", help="lab namespace prefix (default lbench)")
     ap.add_argument(

@@ -6,11 +6,23 @@ packets from NFQUEUE until SIGTERM or SIGINT, and always removes its rules on
 the way out. SIGHUP reloads the rule files atomically (a broken file is
 reported and the old rules stay in force; the new ones are compiled off the
 verdict path and swapped in between two packets) and reopens the EVE log for
-logrotate. With ``workers > 1`` the kernel spreads flows over that many
-queues (``--queue-balance``) and one process serves each; the parent
-supervises them and restarts one that dies (traffic passes meanwhile:
-``--queue-bypass`` and fail-open). What the engine decides is carried out
-here: blocks go to the kernel ipset, rejects are sent, events are logged.
+logrotate; after a good reload the worker of the first queue (the only one
+that writes it) swaps the new allowlist into the kernel's allowlist ipsets,
+and a broken file leaves them as they were. With ``workers > 1`` the kernel
+spreads flows over that many queues (``--queue-balance``) and one process
+serves each; the parent supervises them and restarts one that dies (traffic
+passes meanwhile: ``--queue-bypass`` and fail-open). What the engine decides
+is carried out here: blocks go to the kernel ipset, rejects are sent, events
+are logged.
+
+Privileges: files are created under umask ``027``. Started as root with
+``--user NAME``, it drops to that user once the rules are installed, the
+metrics port is bound and the EVE file exists (created as the user), keeping
+only CAP_NET_ADMIN and CAP_NET_RAW (:mod:`inline_ips.privilege`), before any
+thread or worker starts, so every thread and process runs unprivileged;
+started unprivileged with those two capabilities (systemd ``User=`` and
+``AmbientCapabilities=``) it runs the same. Signals that arrive during
+set-up are held and acted on once the handlers exist.
 
 Every worker reports a :class:`~inline_ips.telemetry.Snapshot` of its
 counters once a second (directly, or over a pipe to the parent); the process
@@ -23,6 +35,7 @@ fails the start instead of leaving a half-set-up router.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
 import os
@@ -32,12 +45,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from types import FrameType
 
-from inline_ips import __version__
+from inline_ips import __version__, gcpolicy
 from inline_ips.engine import Engine, Result
-from inline_ips.firewall.iptables import FirewallConfig, counters, install, remove
-from inline_ips.options import EngineOptions
+from inline_ips.firewall.iptables import (
+    FirewallConfig,
+    FirewallError,
+    counters,
+    hold_xtables_lock,
+    install,
+    remove,
+    update_allowlist,
+)
+from inline_ips.options import EngineOptions, PrivilegeOptions
 from inline_ips.output.eve import EveWriter, alert_event, drop_event
 from inline_ips.output.eve_stats import DEFAULT_INTERVAL, StatsLogger
 from inline_ips.output.metrics import (
@@ -50,11 +72,20 @@ from inline_ips.output.metrics import (
     parse_listen,
 )
 from inline_ips.output.sinks import AsyncSink, SinkOptions, build_sinks
+from inline_ips.privilege import (
+    PrivilegeError,
+    User,
+    cap_names,
+    check_capabilities,
+    drop_to,
+    files_as,
+    lookup_user,
+)
 from inline_ips.respond.block import KernelBlocklist
 from inline_ips.respond.reject import Rejecter
 from inline_ips.rules.loader import LoadReport, load_rule_files
 from inline_ips.rules.yaml_loader import RulesError
-from inline_ips.source.nfqueue import ACCEPT, BYPASS, Decision, NfqueueSource, read_queue_stats
+from inline_ips.source.nfqueue import ACCEPT, BYPASS, PROC_QUEUES, Decision, NfqueueSource, parse_queue_stats
 from inline_ips.telemetry import Snapshot, Telemetry
 from inline_ips.verdict import Action
 
@@ -75,22 +106,31 @@ class RunOptions:
     firewall: FirewallConfig = field(default_factory=FirewallConfig)
     engine: EngineOptions = field(default_factory=EngineOptions)
     queue_maxlen: int = 4096
+    busy_poll_us: int = 0  # see NfqueueSource: spin this long after a packet before sleeping
     fail_open: bool = True
     eve: str | None = None
     reject_rate: float = 100.0
     metrics: str | None = DEFAULT_LISTEN  # HOST:PORT of the Prometheus endpoint; None: no exporter
     stats_interval: float = DEFAULT_INTERVAL  # seconds between EVE stats events; 0: none
     sinks: SinkOptions = field(default_factory=SinkOptions)  # syslog and webhook outputs
+    privilege: PrivilegeOptions = field(default_factory=PrivilegeOptions)  # --user, umask
 
 
 class Worker:
     """One queue and one engine: judges each packet and carries out the verdict's side effects."""
 
     def __init__(
-        self, queue_num: int, opts: RunOptions, report: LoadReport, publish: Publish | None = None
+        self,
+        queue_num: int,
+        opts: RunOptions,
+        report: LoadReport,
+        publish: Publish | None = None,
+        owns_allowlist: bool = False,
     ) -> None:
         self.queue_num = queue_num
         self.opts = opts
+        # One process writes the kernel allowlist on reload: the worker of the first queue.
+        self.owns_allowlist = owns_allowlist
         self.engine = Engine(report.ruleset, opts.engine)
         self.telemetry = Telemetry(queue_num, report)
         self.publish = publish
@@ -189,16 +229,32 @@ class Worker:
             self.telemetry.reload_failed()
             log.exception("reload failed, the previous rules stay in force")
             return
+        finally:
+            # The loader's own cycles (and a failed load's) are freed now, and the new rules frozen.
+            freed, took = gcpolicy.settle()
         self.engine.stats["reloads_ok"] += 1
         self.telemetry.rules_changed(report, time.time())
+        if self.owns_allowlist:
+            self._update_kernel_allowlist(report)
         rs = report.ruleset
         log.info(
-            "queue %d: reloaded %d signature and %d rate rules in %.0f ms",
+            "queue %d: reloaded %d signature and %d rate rules in %.0f ms (%d objects collected in %.0f ms)",
             self.queue_num,
             len(rs.signatures),
             len(rs.rates),
             (time.monotonic() - started) * 1000,
+            freed,
+            took * 1000,
         )
+
+    def _update_kernel_allowlist(self, report: LoadReport) -> None:
+        """After a good reload: the kernel's allowlist follows the rules' (an atomic ipset swap)."""
+        try:
+            n4, n6 = update_allowlist(self.opts.firewall, report.ruleset.allowlist)
+        except FirewallError as e:
+            log.error("reload: the kernel allowlist keeps its previous contents: %s", e)
+            return
+        log.info("reload: kernel allowlist now %d IPv4 and %d IPv6 networks", n4, n6)
 
     def sink_counters(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
@@ -243,12 +299,17 @@ class Worker:
             self.queue_num,
             self.handle,
             maxlen=self.opts.queue_maxlen,
+            spin_us=self.opts.busy_poll_us,
             fail_open=self.opts.fail_open,
             bypass_mark=self.opts.firewall.bypass_mark,
         )
         log.info(
             "queue %d: judging packets (fail-%s)", self.queue_num, "open" if self.opts.fail_open else "closed"
         )
+        # No full collection on the verdict thread from now on (see gcpolicy); the rules and
+        # whatever set-up built are collected once and frozen out of the young collections.
+        gcpolicy.configure()
+        gcpolicy.settle()
         flusher = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
         flusher.start()
         for sink in self.sinks:
@@ -300,16 +361,48 @@ def log_rule_files(report: LoadReport) -> None:
         )
 
 
+class _EarlySignals:
+    """SIGTERM, SIGINT and SIGHUP remembered while setting up, acted on once the handlers exist.
+
+    Without this, a SIGHUP during set-up (logrotate, a reload sent too early)
+    kills the process with the default action, leaving its rules in place; a
+    forked worker would run the supervisor's handler it inherited.
+    """
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.hup = False
+        _install_signals(self._on_stop, self._on_hup)
+
+    def _on_stop(self) -> None:
+        self.stop = True
+
+    def _on_hup(self) -> None:
+        self.hup = True
+
+    def hand_over(self, on_stop: Callable[[], None], on_hup: Callable[[], None]) -> None:
+        """Install the real handlers and deliver what arrived before them."""
+        _install_signals(on_stop, on_hup)
+        if self.hup:
+            on_hup()
+        if self.stop:
+            on_stop()
+
+
 def _child(queue_num: int, opts: RunOptions, report: LoadReport, conn: Connection) -> None:
-    worker = Worker(queue_num, opts, report, publish=conn.send)
-    _install_signals(worker.stop.set, worker.request_reload)
+    early = _EarlySignals()  # first: the handlers inherited from the supervisor would signal siblings
+    owns = queue_num == opts.firewall.queue_num
+    worker = Worker(queue_num, opts, report, publish=conn.send, owns_allowlist=owns)
+    early.hand_over(worker.stop.set, worker.request_reload)
     worker.run()
 
 
 class _Observability:
     """What the process that owns the hub runs beside the workers: the exporter and the stats logger."""
 
-    def __init__(self, opts: RunOptions, hub: MetricsHub) -> None:
+    def __init__(
+        self, opts: RunOptions, hub: MetricsHub, read_queues: Callable[[], dict[int, dict[str, int]]]
+    ) -> None:
         fw = opts.firewall
         self.exporter: Exporter | None = None
         self.stats: StatsLogger | None = None
@@ -319,19 +412,23 @@ class _Observability:
             collector = IpsCollector(
                 hub,
                 ProcessInfo(__version__, opts.fail_open, start),
+                read_queues=read_queues,
                 read_firewall=lambda: counters(fw),
                 read_blocklist=kernel_blocklist_reader(fw.block_set4, fw.block_set6, fw.block_max),
             )
-            self.exporter = Exporter(collector, host, port)
+            # Bound now, served from start(): the serving thread must start after the privilege drop.
+            self.exporter = Exporter(collector, host, port, start=False)
             log.info(
                 "metrics on http://%s:%d/metrics",
                 host if ":" not in host else f"[{host}]",
                 self.exporter.port,
             )
         if opts.eve and opts.stats_interval > 0:
-            self.stats = StatsLogger(opts.eve, opts.stats_interval, hub.snapshots, read_queue_stats, start)
+            self.stats = StatsLogger(opts.eve, opts.stats_interval, hub.snapshots, read_queues, start)
 
     def start(self) -> None:
+        if self.exporter is not None:
+            self.exporter.start()
         if self.stats is not None:
             self.stats.start()
 
@@ -346,8 +443,99 @@ class _Observability:
             self.exporter.close()
 
 
+class QueueStatsFile:
+    """``/proc/net/netfilter/nfnetlink_queue``, opened once and re-read through that descriptor.
+
+    The file is ``0440 root``: a process that drops to a user (``--user``)
+    keeps reading the queue counters through the descriptor opened before
+    the drop. A process started unprivileged (systemd ``User=``) cannot open
+    it at all; the queue metrics are then left out (counted in
+    ``inline_ips_exporter_errors_total{source="nfqueue"}``), and
+    ``inline_ips_unjudged_packets_total`` with them.
+    """
+
+    def __init__(self, path: Path = PROC_QUEUES) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def open(self) -> None:
+        """Open now (after the NFQUEUE rule exists, so the module is loaded); an error is logged."""
+        if self._fd is not None:
+            return
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass  # nfnetlink_queue not loaded yet: read() tries the path
+        except OSError as e:
+            log.warning(
+                "cannot read %s (%s): the queue length, kernel drops and unjudged packets are not "
+                "exported; start as root with --user to keep them",
+                self.path,
+                e.strerror or e,
+            )
+
+    def read(self) -> dict[int, dict[str, int]]:
+        if self._fd is None:
+            try:
+                return parse_queue_stats(self.path.read_text())
+            except FileNotFoundError:
+                return {}  # nfnetlink_queue not loaded: no queue is bound
+        chunks = []
+        offset = 0
+        while True:
+            # From offset 0 each time: a seq_file produces the current counters on every read.
+            data = os.pread(self._fd, 65536, offset)
+            if not data:
+                break
+            chunks.append(data)
+            offset += len(data)
+        return parse_queue_stats(b"".join(chunks).decode("ascii", "replace"))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _target_user(opts: RunOptions) -> User | None:
+    """The account of ``--user`` (checked before anything changes), or None; PrivilegeError if unusable."""
+    name = opts.privilege.user
+    if name is None:
+        check_capabilities()  # an unprivileged start: say what is missing before iptables fails
+        return None
+    if os.geteuid() != 0:
+        raise PrivilegeError(f"--user {name} needs to start as root (running as uid {os.geteuid()})")
+    return lookup_user(name)
+
+
+def _drop_privileges(user: User, opts: RunOptions, report: LoadReport) -> None:
+    """Become ``user`` with CAP_NET_ADMIN and CAP_NET_RAW; warn about what it cannot read any more."""
+    hold_xtables_lock()  # root's 0600 lock file: open it while we still can, for the removal at exit
+    # Imported late by multiprocessing: load it while the installation is surely readable.
+    importlib.import_module("multiprocessing.popen_fork")
+    creds = drop_to(user)
+    log.info(
+        "running as %s (uid %d, gid %d) with %s; bounding set %s",
+        user.name,
+        user.uid,
+        user.gid,
+        cap_names(creds.effective),
+        cap_names(creds.bounding),
+    )
+    for path in report.files:
+        if not os.access(path, os.R_OK):
+            log.warning("%s is not readable by %s: a reload (SIGHUP) will fail until it is", path, user.name)
+
+
 def run(opts: RunOptions) -> int:
     """Run until told to stop; return the process exit code."""
+    early = _EarlySignals()
+    os.umask(opts.privilege.umask)
+    try:
+        user = _target_user(opts)
+    except PrivilegeError as e:
+        log.error("%s", e)
+        return 1
     try:
         report = load_rule_files(opts.rules, opts.variables)
     except RulesError as e:
@@ -356,13 +544,20 @@ def run(opts: RunOptions) -> int:
         return 1
     log_rule_files(report)
     if opts.eve:
-        EveWriter(opts.eve).close()  # fail now, before touching the firewall, if it cannot be written
+        # Fail now, before touching the firewall, if it cannot be written; with --user, created
+        # and opened as that user, who writes and reopens it later (and owns it).
+        with files_as(user):
+            EveWriter(opts.eve).close()
     fw = opts.firewall
     queues = range(fw.queue_num, fw.queue_num + fw.queues)
     hub = MetricsHub(queues)
-    extras = _Observability(opts, hub)  # binds the metrics port: a clash fails here, firewall untouched
+    queue_file = QueueStatsFile()
+    with files_as(user):  # the stats logger opens the EVE file now
+        extras = _Observability(opts, hub, queue_file.read)  # binds the metrics port: a clash fails here
     try:
-        install(fw)
+        if early.stop:
+            return 0  # told to stop while loading: nothing to undo yet
+        install(fw, report.ruleset.allowlist)  # the kernel allowlist is in force before the rules
         log.info(
             "firewall installed: chain %s, queue %d%s, fail-%s",
             fw.chain,
@@ -371,27 +566,31 @@ def run(opts: RunOptions) -> int:
             "open" if opts.fail_open else "closed",
         )
         try:
+            queue_file.open()
+            if user is not None:
+                _drop_privileges(user, opts, report)
             extras.start()
             if fw.queues == 1:
-                worker = Worker(fw.queue_num, opts, report, publish=hub.update)
+                worker = Worker(fw.queue_num, opts, report, publish=hub.update, owns_allowlist=True)
 
                 def hup() -> None:
                     worker.request_reload()
                     extras.request_reopen()
 
-                _install_signals(worker.stop.set, hup)
+                early.hand_over(worker.stop.set, hup)
                 hub.worker_started(fw.queue_num)
                 try:
                     worker.run()
                 finally:
                     hub.worker_stopped(fw.queue_num)
             else:
-                _supervise(opts, report, hub, extras.request_reopen)
+                _supervise(opts, report, hub, extras.request_reopen, early)
         finally:
             remove(fw)
             log.info("firewall rules removed")
     finally:
         extras.close()
+        queue_file.close()
     return 0
 
 
@@ -407,7 +606,13 @@ def _receive(queue: int, conn: Connection, hub: MetricsHub) -> None:
         conn.close()
 
 
-def _supervise(opts: RunOptions, report: LoadReport, hub: MetricsHub, on_hup: Callable[[], None]) -> None:
+def _supervise(
+    opts: RunOptions,
+    report: LoadReport,
+    hub: MetricsHub,
+    on_hup: Callable[[], None],
+    early: _EarlySignals,
+) -> None:
     ctx = multiprocessing.get_context("fork")
     fw = opts.firewall
     stop = threading.Event()
@@ -428,9 +633,9 @@ def _supervise(opts: RunOptions, report: LoadReport, hub: MetricsHub, on_hup: Ca
             if p.pid is not None:
                 os.kill(p.pid, signal.SIGHUP)
 
-    _install_signals(stop.set, hup)
     for q in range(fw.queue_num, fw.queue_num + fw.queues):
         start(q)
+    early.hand_over(stop.set, hup)
     while not stop.wait(0.5):
         for q, p in list(procs.items()):
             if not p.is_alive():

@@ -15,9 +15,12 @@ same way. ``inline-ips block add`` refusing allowlisted addresses is
 (against the real ipset, in a namespace); it is called here too, before any
 kernel is touched, since it refuses first.
 
-Not here: the kernel layer. The iptables chain has no allowlist rule of its
-own (see the report of this work): the kernel drops only what the engine or
-an operator put into the block set, and both refuse allowlisted addresses.
+The kernel layer is ``tests/firewall/test_allowlist.py``: the block-set DROP
+of the iptables chain exempts the allowlist (its own ``hash:net`` ipsets,
+filled at install and swapped on reload), so an allowlisted address that got
+into the block set another way (an ``ipset add`` by hand, a set kept from
+before the allowlist changed) still passes, from and to it, IPv4 and IPv6,
+with real traffic through a namespace router.
 """
 
 from __future__ import annotations

@@ -6,12 +6,28 @@ iptables tables that python-iptables drives:
 - in table ``filter``, chain ``cfg.chain`` (default ``INLINE_IPS``), reached
   by one jump at the top of ``FORWARD`` (and ``INPUT`` with ``hook_input``)::
 
-      -m set --match-set <block set> src -j DROP
+      -m set --match-set <block set> src
+          -m set ! --match-set <allow set> src -m set ! --match-set <allow set> dst -j DROP
       -m connmark --mark <bypass>/<bypass> -j RETURN
       -j NFQUEUE --queue-num N | --queue-balance N:M  [--queue-bypass]
 
   A blocked host is dropped by the kernel before the queue, so its packets
-  never reach Python. A flow the engine judged clean carries the bypass bit
+  never reach Python; unless the packet comes from or goes to an allowlisted
+  network (the ``hash:net`` sets of :mod:`inline_ips.firewall.allowlist`,
+  filled from the rules' ``allowlist:``): management hosts are never locked
+  out by the kernel either, whatever is in the block set (an ``ipset add`` by
+  hand, entries from before the allowlist changed). The exemption is part of
+  the DROP rule, not a rule of its own before it: an ``ACCEPT`` there would
+  widen the operator's own firewall (later FORWARD/INPUT rules would no
+  longer see the packet), and a ``RETURN`` would also skip the queue, so
+  management traffic would go uninspected and its alerts unlogged (the
+  engine still judges and logs allowlisted hosts; it only never drops them,
+  and bypasses their flows once the first packets are clean). So an
+  allowlisted packet just does not match the DROP and goes on to the bypass
+  and queue rules like any other. The block set is matched first: most
+  packets are not blocked and pay one ``hash:ip`` lookup, as before; only a
+  blocked source costs the two ``hash:net`` lookups.
+  A flow the engine judged clean carries the bypass bit
   in its connmark and skips the queue from then on. Everything else is
   queued. ``--queue-bypass`` is on by default because a router must keep
   routing when no inline-ips process listens (not started yet, restarting,
@@ -28,9 +44,12 @@ iptables tables that python-iptables drives:
   continues with the hooks *after* the queueing one, so mangle ``INPUT``
   (priority -150, before filter) never sees the verdict's mark, while
   security ``INPUT`` (priority 50) does.
-- the two ``hash:ip`` ipsets of :class:`~inline_ips.respond.block.KernelBlocklist`,
-  created before the rule that matches them (iptables resolves the set by
-  name when the rule is built).
+- the two ``hash:ip`` ipsets of :class:`~inline_ips.respond.block.KernelBlocklist`
+  and the two ``hash:net`` ipsets of
+  :class:`~inline_ips.firewall.allowlist.KernelAllowlist`, created (and the
+  allowlist filled) before the rule that matches them (iptables resolves the
+  set by name when the rule is built). :func:`update_allowlist` changes the
+  allowlist later, on reload, by an atomic ``ipset swap``; the rules stay.
 
 Each table is changed in one libiptc commit, under the ``xtables.lock`` the
 iptables commands use. :func:`install` is idempotent and converges to the
@@ -38,7 +57,9 @@ configuration (jumps for hooks no longer configured are removed); if any
 step fails it tears down every chain and jump of ours, and the ipsets it had
 just created, before raising :class:`FirewallError`, so a half-built chain
 never sits in the data path. :func:`remove` deletes only what inline-ips
-owns: the jumps to its chains in the hook chains, its chains, its ipsets.
+owns: the jumps to its chains in the hook chains, its chains, its ipsets
+(block and allow sets, and an allowlist replacement set an interrupted
+update left).
 
 Everything is expressed through python-iptables (set match, connmark and
 mark matches, NFQUEUE and CONNMARK targets); no iptables command is run.
@@ -61,7 +82,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from inline_ips.firewall.allowlist import TEMP_SUFFIX, AllowlistError, KernelAllowlist
 from inline_ips.respond.block import BlocklistError, KernelBlocklist
+from inline_ips.rules.addresses import AddressSet
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +105,9 @@ SECURITY_HOOKS = ("INPUT",)
 
 # What each table's rules need from the kernel, named in error messages.
 _NEEDS = {
-    "filter": "iptable_filter, xt_set + ip_set_hash_ip, xt_connmark, xt_NFQUEUE + nfnetlink_queue",
+    "filter": (
+        "iptable_filter, xt_set + ip_set_hash_ip + ip_set_hash_net, xt_connmark, xt_NFQUEUE + nfnetlink_queue"
+    ),
     "mangle": "iptable_mangle, xt_mark, xt_CONNMARK, nf_conntrack",
     "security": "iptable_security (security table), xt_mark, xt_CONNMARK",
 }
@@ -105,6 +130,9 @@ class FirewallConfig:
     bypass_mark: int = 0x40000000  # packet/connmark bit of flows judged clean
     block_set4: str = "inline_ips_block4"
     block_set6: str = "inline_ips_block6"
+    # The allowlist (hash:net): sources and destinations in it are never dropped by the block sets.
+    allow_set4: str = "inline_ips_allow4"
+    allow_set6: str = "inline_ips_allow6"
     ipv6: bool = True
     block_max: int = 65536  # maxelem of each block set
 
@@ -126,8 +154,17 @@ class FirewallConfig:
                 raise ValueError(
                     f"ipset names must be 1..{IPSET_NAME_MAX} non-blank characters, got {name!r}"
                 )
+        allow_max = IPSET_NAME_MAX - len(TEMP_SUFFIX)  # room for the replacement set's name
+        for name in (self.allow_set4, self.allow_set6):
+            if not 0 < len(name) <= allow_max or any(c.isspace() for c in name):
+                raise ValueError(
+                    f"allowlist ipset names must be 1..{allow_max} non-blank characters, got {name!r}"
+                )
         if self.block_set4 == self.block_set6:
             raise ValueError("block_set4 and block_set6 must differ")
+        names = [self.block_set4, self.block_set6, *self.allowlist().names]
+        if len(set(names)) != len(names):
+            raise ValueError(f"the block and allowlist ipset names must all differ, got {names}")
         if not 0 < self.block_max <= 0xFFFFFFFF:
             raise ValueError(f"block_max must be at least 1, got {self.block_max}")
         if not (self.hook_forward or self.hook_input):
@@ -139,6 +176,9 @@ class FirewallConfig:
 
     def blocklist(self) -> KernelBlocklist:
         return KernelBlocklist(self.block_set4, self.block_set6, self.block_max)
+
+    def allowlist(self) -> KernelAllowlist:
+        return KernelAllowlist(self.allow_set4, self.allow_set6)
 
 
 # -- python-iptables plumbing ------------------------------------------------------------
@@ -210,20 +250,57 @@ def _transaction(table: Any) -> Iterator[Any]:
             table.autocommit = prev
 
 
+_held_lock_fd: int | None = None  # see hold_xtables_lock()
+_lock_warned = False
+
+
+def _lock_path() -> str:
+    return os.environ.get("XTABLES_LOCKFILE", "/run/xtables.lock")
+
+
+def hold_xtables_lock() -> None:
+    """Open the xtables lock file now and keep it, for a process about to give up root.
+
+    ``/run/xtables.lock`` is created ``0600 root`` by iptables: after the
+    drop to an unprivileged user (:mod:`inline_ips.privilege`) it could not
+    be opened again, so the removal of our rules at exit would run without
+    the lock. ``flock`` on the descriptor opened here works for any uid.
+    Safe to call twice; a lock file that cannot be opened is logged.
+    """
+    global _held_lock_fd
+    if _held_lock_fd is not None:
+        return
+    path = _lock_path()
+    try:
+        _held_lock_fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        log.warning("cannot open the xtables lock %s (%s): firewall changes will not take it", path, e)
+
+
 @contextlib.contextmanager
 def _xtables_lock() -> Iterator[None]:
     """Hold the lock iptables commands take, so a concurrent ``iptables -A`` is not lost.
 
     libiptc replaces whole tables; python-iptables does not take the lock
-    itself. Without a writable lock file we proceed without it.
+    itself. Without a writable lock file (an unprivileged start: the file is
+    root's) we proceed without it, with one warning.
     """
-    path = os.environ.get("XTABLES_LOCKFILE", "/run/xtables.lock")
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    except OSError as e:
-        log.debug("no xtables lock (%s): %s", path, e)
-        yield
-        return
+    global _lock_warned
+    path = _lock_path()
+    held = _held_lock_fd
+    if held is not None:
+        fd = held
+    else:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            if not _lock_warned:
+                _lock_warned = True
+                log.warning(
+                    "no xtables lock (%s: %s): a concurrent iptables command could race with us", path, e
+                )
+            yield
+            return
     try:
         deadline = time.monotonic() + XTABLES_LOCK_WAIT
         while True:
@@ -240,7 +317,10 @@ def _xtables_lock() -> Iterator[None]:
                 time.sleep(0.05)
         yield
     finally:
-        os.close(fd)  # also releases the lock
+        if held is None:
+            os.close(fd)  # also releases the lock
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _rule(v: int) -> Any:
@@ -268,9 +348,14 @@ def _filter_rules(v: int, cfg: FirewallConfig) -> list[Any]:
     mark = f"{cfg.bypass_mark:#x}/{cfg.bypass_mark:#x}"
 
     def block() -> Any:
+        # Blocked source, unless either end is allowlisted (see the module docstring).
         r = _rule(v)
         m = r.create_match("set")
         m.match_set = [cfg.block_set6 if v == 6 else cfg.block_set4, "src"]
+        allow = cfg.allow_set6 if v == 6 else cfg.allow_set4
+        for direction in ("src", "dst"):
+            m = r.create_match("set")
+            m.match_set = ["!", allow, direction]
         r.create_target("DROP")
         return r
 
@@ -293,7 +378,7 @@ def _filter_rules(v: int, cfg: FirewallConfig) -> list[Any]:
         return r
 
     return [
-        _build("set match (block list)", "filter", block),
+        _build("set match (block list, allowlist)", "filter", block),
         _build("connmark (bypass)", "filter", bypass),
         _build("NFQUEUE", "filter", queue),
     ]
@@ -426,20 +511,27 @@ def _teardown_rules(cfg: FirewallConfig) -> list[str]:
     return done
 
 
-def install(cfg: FirewallConfig) -> None:
+def install(cfg: FirewallConfig, allowlist: AddressSet | None = None) -> None:
     """Create the ipsets, chains and jumps of ``cfg``; idempotent; all or nothing.
 
-    Raises FirewallError (naming the missing piece) after undoing what it
-    changed. A failed re-install leaves nothing of ours in the data path
-    (traffic passes uninspected) rather than a half-built chain; ipsets that
-    existed before the call are kept with their entries.
+    The allowlist sets are made to hold ``allowlist`` (None: nothing) before
+    the rules that use them are built, so no packet meets the block-set DROP
+    without the allowlist in force. Raises FirewallError (naming the missing
+    piece) after undoing what it changed. A failed re-install leaves nothing
+    of ours in the data path (traffic passes uninspected) rather than a
+    half-built chain; ipsets that existed before the call are kept with their
+    entries.
     """
     _iptc()  # fail before touching anything if python-iptables cannot load
-    with _xtables_lock(), cfg.blocklist() as blocks:
+    with _xtables_lock(), cfg.blocklist() as blocks, cfg.allowlist() as allow:
         before: dict[str, dict[str, Any]] = {}
         try:
             before = blocks.info()
+            before |= allow.info()
             blocks.ensure_sets()
+            allow.ensure_sets()
+            n4, n6 = allow.replace(allowlist)
+            log.info("kernel allowlist: %d IPv4 and %d IPv6 networks", n4, n6)
             _install_family(4, cfg)
             if cfg.ipv6:
                 _install_family(6, cfg)
@@ -449,15 +541,17 @@ def install(cfg: FirewallConfig) -> None:
                 _remove_from(6, "mangle", cfg.mark_chain, MANGLE_HOOKS)
                 _remove_from(6, "security", cfg.mark_chain, SECURITY_HOOKS)
         except Exception as e:
-            _rollback(cfg, blocks, [name for name, i in before.items() if not i["exists"]])
+            _rollback(cfg, blocks, allow, [name for name, i in before.items() if not i["exists"]])
             if isinstance(e, FirewallError):
                 raise
-            if isinstance(e, BlocklistError):
+            if isinstance(e, (BlocklistError, AllowlistError)):
                 raise FirewallError(str(e)) from e
             raise FirewallError(f"install failed: {e!r}") from e
 
 
-def _rollback(cfg: FirewallConfig, blocks: KernelBlocklist, created: list[str]) -> None:
+def _rollback(
+    cfg: FirewallConfig, blocks: KernelBlocklist, allow: KernelAllowlist, created: list[str]
+) -> None:
     """After a failed install: no chain or jump of ours stays; sets this install created go too."""
     log.error("firewall install failed; removing the chains and jumps of %s", cfg.chain)
     try:
@@ -466,9 +560,24 @@ def _rollback(cfg: FirewallConfig, blocks: KernelBlocklist, created: list[str]) 
         log.exception("rollback could not remove every rule; run 'inline-ips cleanup'")
     for name in created:
         try:
-            blocks.destroy_set(name)
+            (allow if name in allow.names else blocks).destroy_set(name)
         except Exception:
             log.exception("rollback could not destroy ipset %s", name)
+
+
+def update_allowlist(cfg: FirewallConfig, allowlist: AddressSet | None) -> tuple[int, int]:
+    """Make the installed kernel allowlist hold ``allowlist``, atomically; (IPv4, IPv6) network counts.
+
+    For a reload: the iptables rules are not touched, the sets are swapped
+    (see :mod:`inline_ips.firewall.allowlist`). FirewallError when the sets
+    are missing (not installed) or the kernel refuses; the old contents then
+    stay in force.
+    """
+    with cfg.allowlist() as allow:
+        try:
+            return allow.replace(allowlist)
+        except AllowlistError as e:
+            raise FirewallError(str(e)) from e
 
 
 def remove(cfg: FirewallConfig) -> list[str]:
@@ -483,20 +592,22 @@ def remove(cfg: FirewallConfig) -> list[str]:
     done: list[str] = []
     with _xtables_lock():
         done += _teardown_rules(cfg)
-        with cfg.blocklist() as blocks:
+        with cfg.blocklist() as blocks, cfg.allowlist() as allow:
+            sets: list[tuple[str, dict[str, Any], Callable[[str], bool]]] = []
             try:
-                sets = blocks.info()
-            except BlocklistError as e:  # no ipset support in the kernel: no set of ours either
+                sets += [(name, i, blocks.destroy_set) for name, i in blocks.info().items()]
+                # The replacement sets too: an update interrupted by a crash can leave one.
+                sets += [(name, allow.info_of(name), allow.destroy_set) for name in allow.names]
+            except (BlocklistError, AllowlistError) as e:  # no ipset support: no set of ours either
                 log.debug("%s", e)
-                sets = {}
-            for name, i in sets.items():
+            for name, i, destroy in sets:
                 if not i["exists"]:
                     continue
                 try:
-                    blocks.destroy_set(name)
+                    destroy(name)
                     n = i["entries"]
                     done.append(f"destroyed ipset {name} ({n} {'entry' if n == 1 else 'entries'})")
-                except BlocklistError as e:
+                except (BlocklistError, AllowlistError) as e:
                     done.append(f"kept ipset {name}: {e}")
                     log.warning("%s", e)
     return done
@@ -584,9 +695,9 @@ def status(cfg: FirewallConfig) -> dict[str, object]:
             ok = ok and bool(st.get("present")) and st.get("rules") == nrules
             ok = ok and all(jumps.get(h, 0) == (1 if w else 0) for h, w in hooks.items())
     try:
-        with cfg.blocklist() as blocks:
-            sets: dict[str, object] = dict(blocks.info())
-    except BlocklistError as e:
+        with cfg.blocklist() as blocks, cfg.allowlist() as allow:
+            sets: dict[str, object] = {**blocks.info(), **allow.info()}
+    except (BlocklistError, AllowlistError) as e:
         sets = {"error": str(e)}
     out["sets"] = sets
     ok = ok and all(isinstance(i, dict) and i.get("exists") for i in sets.values())

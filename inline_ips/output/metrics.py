@@ -26,16 +26,20 @@ the verdict path, or change anything in the kernel.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
 from inline_ips.decode import DECODE_ERRORS
@@ -46,6 +50,7 @@ from inline_ips.telemetry import (
     DROP_REASONS,
     LATENCY_BUCKETS,
     OTHER_RULE,
+    TABLES,
     Snapshot,
     empty_snapshot,
 )
@@ -180,6 +185,11 @@ class IpsCollector(Collector):
         self._errors: Counter[str] = Counter()
         self._logged: set[str] = set()
         self._kernel_lock = threading.Lock()  # two scrapes at once must not share a netlink socket
+        # For inline_ips_unjudged_packets_total: last id_sequence per queue, ids of earlier bindings.
+        self._ids: dict[int, int] = {}
+        self._ids_retired = 0
+        self._unjudged_total = 0
+        self._unjudged_lock = threading.Lock()
 
     def _kernel(self, source: str, read: Callable[[], object]) -> object | None:
         try:
@@ -199,11 +209,17 @@ class IpsCollector(Collector):
         yield from self._traffic(snaps)
         yield from self._detection(snaps)
         yield from self._flows(snaps)
+        yield from self._tables(snaps)
         yield from self._rules(snaps)
         yield from self._sinks(snaps)
         yield self._latency(snaps)
-        yield from self._queues()
-        yield from self._firewall()
+        # The iptables counters first, then the queue's: a packet counted by the rule after
+        # the first read cannot make the unjudged estimate too high (see _unjudged).
+        rules = self._kernel("iptables", self._read_firewall) if self._read_firewall is not None else None
+        stats = self._kernel("nfqueue", self._read_queues)
+        yield from self._queues(stats)
+        yield from self._firewall(rules)
+        yield from self._unjudged(rules, stats)
         yield from self._blocklist()
         errors = _counter(
             "inline_ips_exporter_errors", "Kernel counters the exporter could not read, by source.", "source"
@@ -306,6 +322,38 @@ class IpsCollector(Collector):
             evicted.add_metric([_q(s)], s.flows_evicted)
         yield from (active, created, bypassed, evicted)
 
+    def _tables(self, snaps: Sequence[Snapshot]) -> Iterator[Metric]:
+        # The label is one of the fixed TABLES names: never an address, so cardinality stays fixed.
+        entries = _gauge("inline_ips_table_entries", "Entries in each bounded table.", "queue", "table")
+        cap = _gauge("inline_ips_table_capacity", "Size limit of each bounded table.", "queue", "table")
+        overflows = _counter(
+            "inline_ips_table_overflows",
+            "Entries evicted (blocklist: refused) because the table was full.",
+            "queue",
+            "table",
+        )
+        used = _gauge(
+            "inline_ips_app_memcap_used_bytes", "Bytes the HTTP/TLS/DNS parsers of all flows hold.", "queue"
+        )
+        limit = _gauge("inline_ips_app_memcap_bytes", "Budget of the HTTP/TLS/DNS parsers' bytes.", "queue")
+        refused = _counter(
+            "inline_ips_app_memcap_refused",
+            "Parser feeds treated as lost bytes because the app memcap was spent.",
+            "queue",
+        )
+        for s in snaps:
+            for name in TABLES:
+                n, c, over = s.tables.get(name, (0, 0, 0))
+                if name == "app_bytes":
+                    used.add_metric([_q(s)], n)
+                    limit.add_metric([_q(s)], c)
+                    refused.add_metric([_q(s)], over)
+                else:
+                    entries.add_metric([_q(s), name], n)
+                    cap.add_metric([_q(s), name], c)
+                    overflows.add_metric([_q(s), name], over)
+        yield from (entries, cap, overflows, used, limit, refused)
+
     def _rules(self, snaps: Sequence[Snapshot]) -> Iterator[Metric]:
         loaded = _gauge("inline_ips_rules_loaded", "Rules in force, by kind.", "queue", "kind")
         skipped = _gauge(
@@ -360,8 +408,7 @@ class IpsCollector(Collector):
             hist.add_metric([_q(s)], buckets, s.latency_sum)
         return hist
 
-    def _queues(self) -> Iterator[Metric]:
-        stats = self._kernel("nfqueue", self._read_queues)
+    def _queues(self, stats: object) -> Iterator[Metric]:
         if not isinstance(stats, dict):
             return
         length = _gauge("inline_ips_queue_length", "Packets waiting in the NFQUEUE.", "queue")
@@ -390,10 +437,7 @@ class IpsCollector(Collector):
             queued.add_metric([str(q)], st["id_sequence"])
         yield from (length, kdrops, udrops, queued)
 
-    def _firewall(self) -> Iterator[Metric]:
-        if self._read_firewall is None:
-            return
-        rules = self._kernel("iptables", self._read_firewall)
+    def _firewall(self, rules: object) -> Iterator[Metric]:
         if not isinstance(rules, dict):
             return
         helps = {
@@ -408,6 +452,39 @@ class IpsCollector(Collector):
                 if k == kind:
                     fam.add_metric([family], packets)
             yield fam
+
+    def _unjudged(self, rules: object, stats: object) -> Iterator[Metric]:
+        """Packets our NFQUEUE rule matched that the kernel never queued: fail-open or no listener.
+
+        The kernel counts neither (a full queue with the fail-open flag, or
+        ``--queue-bypass`` with nobody bound, passes the packet without a
+        queue id and without a counter), so it is the rule's packet counter
+        minus the ids the queues handed out (``id_sequence``, which restarts
+        when a worker rebinds its queue: the value before is kept). Kept
+        monotonic, so a counter reset (``iptables -Z``) does not make it go
+        backwards. Under a flood this is the fail-open count.
+        """
+        if not isinstance(rules, dict) or not isinstance(stats, dict):
+            return
+        with self._unjudged_lock:  # two scrapes at once
+            queued = sum(packets for (_family, kind), (packets, _b) in rules.items() if kind == "queued")
+            for q in self.hub.queues:
+                st = stats.get(q)
+                if st is None:
+                    continue  # not bound now: its last id_sequence stays in _ids
+                seq = st["id_sequence"]
+                if seq < self._ids.get(q, 0):
+                    self._ids_retired += self._ids[q]  # rebound: a fresh instance counts from 0
+                self._ids[q] = seq
+            ids = self._ids_retired + sum(self._ids.values())
+            self._unjudged_total = total = max(self._unjudged_total, queued - ids)
+        fam = _counter(
+            "inline_ips_unjudged_packets",
+            "Packets the iptables rule sent to NFQUEUE that passed unjudged: queue full (fail-open) "
+            "or no worker bound (--queue-bypass).",
+        )
+        fam.add_metric([], total)
+        yield fam
 
     def _blocklist(self) -> Iterator[Metric]:
         if self._read_blocklist is None:
@@ -440,25 +517,61 @@ def kernel_blocklist_reader(set4: str, set6: str, max_entries: int) -> Blocklist
     return read
 
 
-class Exporter:
-    """The HTTP endpoint serving one collector; :meth:`close` stops it."""
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Scrapes are not logged (one line per scrape would flood the journal)."""
 
-    def __init__(self, collector: Collector, host: str, port: int) -> None:
+
+class Exporter:
+    """The HTTP endpoint serving one collector; :meth:`close` stops it.
+
+    The port is bound at construction, serving starts with :meth:`start`
+    (at once unless ``start=False``): ``inline-ips run`` binds before it
+    touches the firewall, so a port in use fails the start cleanly, and
+    starts the serving thread only after dropping privileges, because
+    capabilities are per thread (:mod:`inline_ips.privilege`).
+    """
+
+    def __init__(self, collector: Collector, host: str, port: int, *, start: bool = True) -> None:
         registry = CollectorRegistry()
         registry.register(collector)
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
         try:
-            server, thread = start_http_server(port, addr=host, registry=registry)
+            server = make_server(host, port, make_wsgi_app(registry), Server, handler_class=_QuietHandler)
         except OSError as e:
             raise OSError(e.errno, f"cannot serve metrics on {host}:{port}: {e.strerror or e}") from e
         self._server: WSGIServer = server
-        self._thread = thread
+        self._thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
         self.host = host
         self.port = server.server_port
+        if not is_loopback(host):
+            log.warning(
+                "metrics: serving on %s, not loopback: whoever reaches it sees rule names and traffic",
+                host,
+            )
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        if not self._thread.is_alive():
+            self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=2)
         self._server.server_close()
-        self._thread.join(timeout=2)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is on loopback only (``0.0.0.0`` and ``::`` are not)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def sum_counts(snaps: Iterable[Snapshot], pick: Callable[[Snapshot], Mapping[str, int]]) -> Counter[str]:

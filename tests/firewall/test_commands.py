@@ -46,6 +46,8 @@ def test_cleanup_lists_what_it_removed(installed: str) -> None:
         "removed chain INLINE_IPS_MARK (ipv6 mangle)",
         "destroyed ipset inline_ips_block4 (1 entry)",
         "destroyed ipset inline_ips_block6 (0 entries)",
+        "destroyed ipset inline_ips_allow4 (0 entries)",
+        "destroyed ipset inline_ips_allow6 (0 entries)",
     ]
     assert second == []  # the CLI prints "nothing of inline-ips was installed"
     assert run("ipset", "list", "-n", ns=installed).stdout.split() == []

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, ParamSpec, TypeVar
 
 import pytest
@@ -149,7 +150,8 @@ MANGLE_POLICIES = ["-P PREROUTING ACCEPT", *POLICIES, "-P POSTROUTING ACCEPT"]
 
 def filter_rules(v: int, queue: str = "--queue-num 0 --queue-bypass") -> list[str]:
     return [
-        f"-A INLINE_IPS -m set --match-set inline_ips_block{v} src -j DROP",
+        f"-A INLINE_IPS -m set --match-set inline_ips_block{v} src "
+        f"-m set ! --match-set inline_ips_allow{v} src -m set ! --match-set inline_ips_allow{v} dst -j DROP",
         "-A INLINE_IPS -m connmark --mark 0x40000000/0x40000000 -j RETURN",
         f"-A INLINE_IPS -j NFQUEUE {queue}",
     ]
@@ -186,6 +188,11 @@ def add_foreign_rules(ns: str) -> None:
         {"bypass_mark": 0},
         {"block_set4": "x" * 32},
         {"block_set4": "same", "block_set6": "same"},
+        {"allow_set4": "x" * 28},  # no room for the replacement set's "_new"
+        {"allow_set6": ""},
+        {"allow_set4": "same", "allow_set6": "same"},
+        {"allow_set4": "inline_ips_block4"},
+        {"block_set6": "inline_ips_allow4_new"},  # the allowlist's replacement set
         {"block_max": 0},
         {"hook_forward": False, "hook_input": False},
     ],
@@ -210,6 +217,7 @@ def test_config_defaults() -> None:
         65536,
         0x40000000,
     )
+    assert (cfg.allow_set4, cfg.allow_set6) == ("inline_ips_allow4", "inline_ips_allow6")
 
 
 # -- install / remove ------------------------------------------------------------------------
@@ -248,11 +256,21 @@ def test_install_creates_exactly_the_expected_rules(ns: str) -> None:
         MARK_RULE,
     ]
     sets = run("ipset", "list", "-t", ns=ns).stdout
-    assert run("ipset", "list", "-n", ns=ns).stdout.split() == ["inline_ips_block4", "inline_ips_block6"]
+    assert run("ipset", "list", "-n", ns=ns).stdout.split() == [
+        "inline_ips_block4",
+        "inline_ips_block6",
+        "inline_ips_allow4",
+        "inline_ips_allow6",
+    ]
     headers = re.findall(
-        r"Type: (\S+)\nRevision: \d+\nHeader: family (\S+) .*?maxelem (\d+) timeout (\d+)", sets
+        r"Type: (\S+)\nRevision: \d+\nHeader: family (\S+) .*?maxelem (\d+)( timeout \d+)?", sets
     )
-    assert headers == [("hash:ip", "inet", "65536", "0"), ("hash:ip", "inet6", "65536", "0")]
+    assert headers == [
+        ("hash:ip", "inet", "65536", " timeout 0"),
+        ("hash:ip", "inet6", "65536", " timeout 0"),
+        ("hash:net", "inet", "65536", ""),  # no allowlist given: empty
+        ("hash:net", "inet6", "65536", ""),
+    ]
     st = in_netns(ns, status, FirewallConfig())
     assert st["installed"] is True
 
@@ -312,7 +330,10 @@ def test_remove_leaves_only_foreign_rules(ns: str) -> None:
     assert everything(ns) == before
     st = in_netns(ns, status, cfg)
     assert st["installed"] is False
-    assert st["sets"] == {"inline_ips_block4": {"exists": False}, "inline_ips_block6": {"exists": False}}
+    assert st["sets"] == {
+        name: {"exists": False}
+        for name in ("inline_ips_block4", "inline_ips_block6", "inline_ips_allow4", "inline_ips_allow6")
+    }
 
 
 def test_remove_when_nothing_is_installed(ns: str) -> None:
@@ -405,8 +426,16 @@ A6, B6 = "fd99:1::2", "fd99:2::2"
 @pytest.fixture
 def router() -> Iterator[dict[str, str]]:
     """Namespaces a, r, b; r routes 10.99.1.0/24 + fd99:1::/64 <-> 10.99.2.0/24 + fd99:2::/64."""
+    with routed("a", "r", "b") as names:
+        yield names
+
+
+@contextmanager
+def routed(a_name: str, r_name: str, b_name: str) -> Iterator[dict[str, str]]:
+    """The a - r - b topology of :func:`router` with namespaces of the given names, keyed a, r, b."""
     require_tools()
-    with netns("a", "r", "b") as names:
+    with netns(a_name, r_name, b_name) as real:
+        names = {"a": real[a_name], "r": real[r_name], "b": real[b_name]}
         r = names["r"]
         for n in names.values():
             # No duplicate address detection: addresses are usable at once, pings do not race it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -9,7 +10,14 @@ from dataclasses import replace
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from inline_ips.output.metrics import Exporter, IpsCollector, MetricsHub, ProcessInfo, parse_listen
+from inline_ips.output.metrics import (
+    Exporter,
+    IpsCollector,
+    MetricsHub,
+    ProcessInfo,
+    is_loopback,
+    parse_listen,
+)
 from inline_ips.telemetry import LATENCY_BUCKETS, OTHER_RULE, Snapshot, empty_snapshot
 from inline_ips.verdict import Action
 
@@ -240,3 +248,54 @@ def test_a_port_in_use_is_a_clear_error() -> None:
             Exporter(IpsCollector(hub, ProcessInfo("1", True, 0.0)), "127.0.0.1", first.port)
     finally:
         first.close()
+
+
+def test_unjudged_packets_are_the_rule_count_minus_the_queue_ids(served: Start) -> None:
+    """Fail-open and no-listener packets: matched by the NFQUEUE rule, never given a queue id."""
+    state: dict[str, int] = {"queued": 709, "ids": 600}
+
+    def firewall() -> dict[tuple[str, str], tuple[int, int]]:
+        return {("ipv4", "queued"): (state["queued"] - 9, 1), ("ipv6", "queued"): (9, 1)}
+
+    def queues() -> dict[int, dict[str, int]]:
+        return {0: {"queue_total": 0, "queue_dropped": 0, "user_dropped": 0, "id_sequence": state["ids"]}}
+
+    _hub, scrape, _ = served(read_queues=queues, read_firewall=firewall)
+    assert _get(scrape(), "inline_ips_unjudged_packets_total") == 109
+    state.update(queued=800, ids=50)  # the worker restarted: a new queue instance counts from 0
+    assert _get(scrape(), "inline_ips_unjudged_packets_total") == 800 - 600 - 50
+    state.update(queued=0, ids=60)  # iptables -Z: the counter never goes backwards
+    assert _get(scrape(), "inline_ips_unjudged_packets_total") == 150
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.9", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.1", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_an_exporter_binds_at_once_and_serves_from_start() -> None:
+    """inline-ips run binds before the firewall and starts the thread after the privilege drop."""
+    hub = MetricsHub([0])
+    threads = threading.active_count()
+    collector = IpsCollector(hub, ProcessInfo("1", True, 0.0), read_queues=dict)
+    exp = Exporter(collector, "127.0.0.1", 0, start=False)
+    try:
+        assert threading.active_count() == threads  # bound, but no thread yet
+        with pytest.raises(OSError, match="cannot serve metrics"):
+            Exporter(IpsCollector(hub, ProcessInfo("1", True, 0.0)), "127.0.0.1", exp.port)
+        exp.start()
+        with urllib.request.urlopen(f"http://127.0.0.1:{exp.port}/metrics", timeout=10) as r:
+            assert b"inline_ips_info" in r.read()
+    finally:
+        exp.close()
