@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import socket
-from types import TracebackType
 from typing import Any
 
+from inline_ips.respond.ipset_pair import ERR_BUSY, ERR_FIND_TYPE, ERR_REFERENCED, IpsetPair, error_code
 from inline_ips.rules.addresses import AddressSet, IntervalSet
 
 log = logging.getLogger(__name__)
@@ -38,10 +37,6 @@ log = logging.getLogger(__name__)
 SET_TYPE = "hash:net"
 TEMP_SUFFIX = "_new"  # the set a replacement is built in, swapped in, then destroyed
 DEFAULT_MAXELEM = 65536  # a larger allowlist gets a larger set
-_FLAG_LIST_HEADER = 1 << 2  # IPSET_FLAG_LIST_HEADER
-_ERR_FIND_TYPE = 4098
-_ERR_BUSY = 4100
-_ERR_REFERENCED = 4108
 
 
 class AllowlistError(OSError):
@@ -67,48 +62,10 @@ def cidrs(allow: AddressSet | None) -> tuple[list[str], list[str]]:
     return _networks(allow.v4, 4), _networks(allow.v6, 6)
 
 
-def _code(e: BaseException) -> int | None:
-    code = getattr(e, "code", None)
-    return code if isinstance(code, int) else None
-
-
-class KernelAllowlist:
+class KernelAllowlist(IpsetPair):
     """Allowlisted networks in two kernel ipsets, ``set4`` (IPv4) and ``set6`` (IPv6)."""
 
-    def __init__(self, set4: str, set6: str) -> None:
-        if not set4 or not set6 or set4 == set6:
-            raise ValueError(f"need two different ipset names, got {set4!r} and {set6!r}")
-        self.set4 = set4
-        self.set6 = set6
-        self._ipset: Any = None
-        self._pid = 0
-
-    def _sock(self) -> Any:
-        if self._ipset is None or self._pid != os.getpid():
-            from pyroute2 import IPSet  # noqa: PLC0415 - loaded only by live commands
-
-            self._ipset = IPSet()
-            self._pid = os.getpid()
-        return self._ipset
-
-    def close(self) -> None:
-        if self._ipset is not None and self._pid == os.getpid():
-            try:
-                self._ipset.close()
-            except Exception:
-                log.debug("closing the ipset socket failed", exc_info=True)
-        self._ipset = None
-
-    def __enter__(self) -> KernelAllowlist:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _sets(self) -> tuple[tuple[str, int], tuple[str, int]]:
-        return (self.set4, socket.AF_INET), (self.set6, socket.AF_INET6)
+    error = AllowlistError
 
     @property
     def names(self) -> tuple[str, str, str, str]:
@@ -117,38 +74,13 @@ class KernelAllowlist:
 
     # -- reading ------------------------------------------------------------------
 
-    def _header(self, name: str) -> dict[str, Any] | None:
-        from pyroute2.ipset import NoSuchObject  # noqa: PLC0415
-
-        try:
-            msgs = list(self._sock().list(name, flags=_FLAG_LIST_HEADER))
-        except NoSuchObject:
-            return None
-        except Exception as e:
-            raise AllowlistError(
-                f"cannot read ipset {name}: {e} (does the kernel have ipset support?)"
-            ) from e
-        if not msgs:
-            return None
-        msg = msgs[0]
-        data = msg.get_attr("IPSET_ATTR_DATA")
-
-        def field(attr: str) -> int:
-            v = data.get_attr(attr) if data is not None else None
-            return int(v) if v is not None else 0
-
-        return {
-            "type": msg.get_attr("IPSET_ATTR_TYPENAME"),
-            "family": "inet6" if msg.get_attr("IPSET_ATTR_FAMILY") == socket.AF_INET6 else "inet",
-            "entries": field("IPSET_ATTR_ELEMENTS"),
-            "maxelem": field("IPSET_ATTR_MAXELEM"),
-            "references": field("IPSET_ATTR_REFERENCES"),
-        }
-
     def info_of(self, name: str) -> dict[str, Any]:
         """``exists`` and, when it does, type, family, entries, maxelem, references of one set."""
         h = self._header(name)
-        return {"exists": False} if h is None else {"exists": True, **h}
+        if h is None:
+            return {"exists": False}
+        del h["timeout"]  # allowlist entries never carry one
+        return {"exists": True, **h}
 
     def info(self) -> dict[str, dict[str, Any]]:
         """:meth:`info_of` each live set, by name."""
@@ -187,7 +119,7 @@ class KernelAllowlist:
         try:
             self._sock().create(name, stype=SET_TYPE, family=family, exclusive=True, maxelem=maxelem)
         except Exception as e:
-            missing = " (the kernel lacks ip_set_hash_net)" if _code(e) == _ERR_FIND_TYPE else ""
+            missing = " (the kernel lacks ip_set_hash_net)" if error_code(e) == ERR_FIND_TYPE else ""
             raise AllowlistError(f"cannot create ipset {name}: {e}{missing}") from e
 
     def _check(self, name: str, family: int, h: dict[str, Any]) -> None:
@@ -251,7 +183,7 @@ class KernelAllowlist:
         except NoSuchObject:
             return False
         except Exception as e:
-            busy = _code(e) in (_ERR_BUSY, _ERR_REFERENCED)
+            busy = error_code(e) in (ERR_BUSY, ERR_REFERENCED)
             raise AllowlistError(
                 f"cannot destroy ipset {name}{': an iptables rule still uses it' if busy else ''} ({e})"
             ) from e

@@ -33,23 +33,24 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
-import os
 import socket
-from types import TracebackType
 from typing import Any
+
+from inline_ips.respond.ipset_pair import (
+    ERR_BUSY,
+    ERR_EXIST,
+    ERR_FIND_TYPE,
+    ERR_HASH_FULL,
+    ERR_REFERENCED,
+    IpsetPair,
+    error_code,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_TIMEOUT = 2_147_483  # the kernel's limit for ipset timeouts, in seconds
 SET_TYPE = "hash:ip"
 
-# Kernel ipset error codes (include/uapi/linux/netfilter/ipset/ip_set*.h).
-_ERR_BUSY = 4100  # set in use by a kernel component (an iptables rule)
-_ERR_EXIST = 4103  # element already added / not added
-_ERR_FIND_TYPE = 4098  # set type not supported by the kernel
-_ERR_REFERENCED = 4108
-_ERR_HASH_FULL = 4352  # IPSET_ERR_TYPE_SPECIFIC: for hash types, "hash is full"
-_FLAG_LIST_HEADER = 1 << 2  # IPSET_FLAG_LIST_HEADER: list the header only, no members
 
 _FULL_LOG_EVERY = 1000  # log the first refusal of a full set, then every 1000th
 
@@ -85,96 +86,27 @@ def format_address(version: int, addr: int) -> str:
     raise ValueError(f"unknown IP version {version}")
 
 
-def _error_code(e: BaseException) -> int | None:
-    code = getattr(e, "code", None)
-    return code if isinstance(code, int) else None
-
-
-class KernelBlocklist:
+class KernelBlocklist(IpsetPair):
     """Blocked addresses in two kernel ipsets (``set4`` for IPv4, ``set6`` for IPv6).
 
     The netlink socket is opened on first use, in the network namespace the
     process is in at that moment, and reopened after a fork.
     """
 
+    error = BlocklistError
+
     def __init__(self, set4: str, set6: str, max_entries: int = 65536) -> None:
-        if not set4 or not set6 or set4 == set6:
-            raise ValueError(f"need two different ipset names, got {set4!r} and {set6!r}")
+        super().__init__(set4, set6)
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
-        self.set4 = set4
-        self.set6 = set6
         self.max_entries = max_entries
         self.stats: dict[str, int] = {"added": 0, "deleted": 0, "refused_full": 0, "errors": 0}
         self.last_error: str | None = None  # the most recent failure of add/delete, for the CLI
-        self._ipset: Any = None
-        self._pid = 0
-
-    # -- socket ----------------------------------------------------------------
-
-    def _sock(self) -> Any:
-        # A netlink socket shared by a parent and a forked child would mix their replies.
-        if self._ipset is None or self._pid != os.getpid():
-            from pyroute2 import IPSet  # noqa: PLC0415 - loaded only by live commands
-
-            self._ipset = IPSet()
-            self._pid = os.getpid()
-        return self._ipset
-
-    def close(self) -> None:
-        if self._ipset is not None and self._pid == os.getpid():
-            try:
-                self._ipset.close()
-            except Exception:  # closing a broken socket is not worth an error
-                log.debug("closing the ipset socket failed", exc_info=True)
-        self._ipset = None
-
-    def __enter__(self) -> KernelBlocklist:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def _sets(self) -> tuple[tuple[str, int], tuple[str, int]]:
-        return (self.set4, socket.AF_INET), (self.set6, socket.AF_INET6)
 
     def set_name(self, version: int) -> str:
         return self.set6 if version == 6 else self.set4
 
     # -- administration (raises BlocklistError) ---------------------------------
-
-    def _header(self, name: str) -> dict[str, Any] | None:
-        """The set's header as a dict, or None when no set of that name exists."""
-        from pyroute2.ipset import NoSuchObject  # noqa: PLC0415
-
-        try:
-            msgs = list(self._sock().list(name, flags=_FLAG_LIST_HEADER))
-        except NoSuchObject:
-            return None
-        except Exception as e:
-            raise BlocklistError(
-                f"cannot read ipset {name}: {e} (does the kernel have ipset support?)"
-            ) from e
-        if not msgs:
-            return None
-        msg = msgs[0]
-        data = msg.get_attr("IPSET_ATTR_DATA")
-
-        def field(attr: str) -> int:
-            v = data.get_attr(attr) if data is not None else None
-            return int(v) if v is not None else 0
-
-        family = msg.get_attr("IPSET_ATTR_FAMILY")
-        return {
-            "type": msg.get_attr("IPSET_ATTR_TYPENAME"),
-            "family": "inet6" if family == socket.AF_INET6 else "inet",
-            "entries": field("IPSET_ATTR_ELEMENTS"),
-            "maxelem": field("IPSET_ATTR_MAXELEM"),
-            "references": field("IPSET_ATTR_REFERENCES"),
-            "timeout": data is not None and data.get_attr("IPSET_ATTR_TIMEOUT") is not None,
-        }
 
     def info(self) -> dict[str, dict[str, Any]]:
         """Per set name: ``exists`` and, when it does, type, family, entries, maxelem, references, timeout."""
@@ -216,7 +148,7 @@ class KernelBlocklist:
                 except AlreadyExists:  # created meanwhile by someone else: check it below
                     h = self._header(name)
                 except Exception as e:
-                    missing = " (the kernel lacks ip_set_hash_ip)" if _error_code(e) == _ERR_FIND_TYPE else ""
+                    missing = " (the kernel lacks ip_set_hash_ip)" if error_code(e) == ERR_FIND_TYPE else ""
                     raise BlocklistError(f"cannot create ipset {name}: {e}{missing}") from e
                 if h is None:
                     raise BlocklistError(f"ipset {name} vanished while it was being created")
@@ -294,7 +226,7 @@ class KernelBlocklist:
         except NoSuchObject:
             return False
         except Exception as e:
-            busy = _error_code(e) in (_ERR_BUSY, _ERR_REFERENCED)
+            busy = error_code(e) in (ERR_BUSY, ERR_REFERENCED)
             why = ": an iptables rule still uses it" if busy else ""
             raise BlocklistError(f"cannot {op} ipset {name}{why} ({e})") from e
         return True
@@ -330,7 +262,7 @@ class KernelBlocklist:
             # exclusive=False: an address already in the set gets the new timeout (ipset -exist).
             self._sock().add(name, text, family=family, exclusive=False, timeout=timeout, etype="ip")
         except Exception as e:
-            if _error_code(e) == _ERR_HASH_FULL:
+            if error_code(e) == ERR_HASH_FULL:
                 self.stats["refused_full"] += 1
                 self.last_error = f"ipset {name} is full: {text} not blocked in the kernel"
                 if self.stats["refused_full"] % _FULL_LOG_EVERY == 1:
@@ -356,7 +288,7 @@ class KernelBlocklist:
         try:
             self._sock().delete(name, text, family=family, exclusive=True, etype="ip")
         except Exception as e:
-            if _error_code(e) == _ERR_EXIST:  # it was not there: not an error
+            if error_code(e) == ERR_EXIST:  # it was not there: not an error
                 return False
             self._reset_if_broken(e)
             return self._fail(f"ipset {name}: cannot unblock", version, addr, e)
@@ -366,5 +298,5 @@ class KernelBlocklist:
     def _reset_if_broken(self, e: BaseException) -> None:
         # A kernel refusal arrives as a netlink error with a code; anything else
         # (a closed or confused socket) is cured by a fresh socket next time.
-        if _error_code(e) is None:
+        if error_code(e) is None:
             self.close()
