@@ -176,11 +176,11 @@ class Flow:
 
 
 def flow_key(pkt: Packet) -> FlowKey:
-    a = (pkt.src, pkt.sport)
-    b = (pkt.dst, pkt.dport)
-    if a > b:
-        a, b = b, a
-    return (pkt.ip_version, pkt.proto, a[0], a[1], b[0], b[1])
+    src, sport, dst, dport = pkt.src, pkt.sport, pkt.dst, pkt.dport
+    # (src, sport) > (dst, dport) without building the two tuples: this runs for every packet.
+    if src > dst or (src == dst and sport > dport):
+        return (pkt.ip_version, pkt.proto, dst, dport, src, sport)
+    return (pkt.ip_version, pkt.proto, src, sport, dst, dport)
 
 
 class FlowTable:
@@ -190,6 +190,12 @@ class FlowTable:
         self.opts = opts or FlowOptions()
         self._flows: OrderedDict[FlowKey, Flow] = OrderedDict()
         self._next_id = 1
+        o = self.opts
+        # No flow can have timed out within this many seconds of its last packet, so a
+        # flow seen that recently (every packet of a busy one) skips working out its timeout.
+        self._min_timeout = min(
+            o.tcp_new_timeout, o.tcp_established_timeout, o.tcp_closed_timeout, o.other_timeout
+        )
         self.stats = {"created": 0, "evicted": 0, "expired": 0}
 
     def __len__(self) -> int:
@@ -205,7 +211,11 @@ class FlowTable:
         flows = self._flows
         flow = flows.get(key)
         now = pkt.ts
-        if flow is not None and now - flow.last_ts > flow.timeout(self.opts):
+        if (
+            flow is not None
+            and now - flow.last_ts > self._min_timeout
+            and now - flow.last_ts > flow.timeout(self.opts)
+        ):
             del flows[key]
             self.stats["expired"] += 1
             _gone(flow)
