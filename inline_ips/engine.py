@@ -54,7 +54,17 @@ from inline_ips.rules.model import (
     RuleSet,
     SignatureRule,
 )
-from inline_ips.verdict import ACCEPT, Action, Alert, Reason, Verdict, strongest
+from inline_ips.verdict import (
+    ACCEPT,
+    ACCEPT_ACTION,
+    DROP_ACTION,
+    REWRITE_ACTION,
+    Action,
+    Alert,
+    Reason,
+    Verdict,
+    strongest,
+)
 
 DNS_PORT = 53
 
@@ -208,9 +218,8 @@ class Engine:
                 self.stats["blocklist_drops"] += 1
                 return Result(Verdict(Action.DROP, Reason.BLOCKLIST), pkt)
 
-        csum_ok = True
-        if self._checksums:
-            csum_ok = self._checksum(pkt)
+        # Only TCP checksums are verified (and only they can disable checking in auto mode).
+        csum_ok = self._checksum(pkt) if self._checksums and pkt.proto == PROTO_TCP else True
         flow, to_server = self.flows.lookup(pkt, tcp_state=csum_ok)
         if allowlist is not None:
             # Either address allowlisted: the same for every packet of the flow, both ways.
@@ -218,7 +227,7 @@ class Engine:
             if cached is None or cached[0] is not r:
                 cached = flow.allow_cache = (r, _allowlisted(allowlist, pkt))
             allowed = cached[1]
-        result = Result(ACCEPT, pkt, flow_id=flow.flow_id, to_server=to_server)
+        result = Result(ACCEPT, pkt, [], flow.flow_id, to_server)
         if flow.dropped and not allowed:
             # Suricata: a flow-wide drop skips detection for the rest of the flow.
             if self.options.ips:
@@ -255,13 +264,12 @@ class Engine:
         result.app_proto = flow.app or None
 
         sig = r.signatures
-        hits: list[Hit] = []
+        hits = sig.packet(pkt, flow, to_server, stream, prefix)  # a new list: ours to extend
         if sig.has_iponly:
             bit = 1 if to_server else 2
             if not flow.iponly & bit:
                 flow.iponly |= bit
                 hits.extend(sig.iponly(pkt, flow, to_server))
-        hits.extend(sig.packet(pkt, flow, to_server, stream, prefix))
         for unit in units:
             hits.extend(sig.tx(pkt, flow, unit))
         if hits:
@@ -274,24 +282,24 @@ class Engine:
                 if state == 1:
                     alerts.append(r.alerts[rrule.sid])
                 act = rrule.action
-                if act.action is not Action.ACCEPT:
+                if act.action is not ACCEPT_ACTION:
                     verdict = _merge(verdict, Verdict(act.action, Reason.RATE, rrule.sid, act.block_seconds))
 
         if alerts:
             flow.alerted = True
-        if r.normalize.active and verdict.action <= Action.REWRITE:
+        if r.normalize.active and verdict.action <= REWRITE_ACTION:
             fixes = normalize_replacements(r.normalize, pkt)
             if fixes:
                 verdict = _merge(
                     verdict, Verdict(Action.REWRITE, Reason.NORMALIZE, replacements=tuple(fixes))
                 )
-        if verdict.action is Action.ACCEPT:
+        if verdict.action is ACCEPT_ACTION:
             if not flow.alerted and self._clean(r.bypass, flow, pkt, allowed):
                 flow.bypassed = result.bypass = True
                 r.bypass.stats["bypassed"] += 1
                 self.stats["flows_bypassed"] += 1  # survives reloads, unlike the policy's own count
             return result
-        if allowed and verdict.action >= Action.DROP:
+        if allowed and verdict.action >= DROP_ACTION:
             # Management and allowlisted hosts are never dropped, rejected or blocked.
             self.stats["allowlist_overrides"] += 1
             flow.dropped = False

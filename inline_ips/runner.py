@@ -87,7 +87,7 @@ from inline_ips.rules.loader import LoadReport, load_rule_files
 from inline_ips.rules.yaml_loader import RulesError
 from inline_ips.source.nfqueue import ACCEPT, BYPASS, PROC_QUEUES, Decision, NfqueueSource, parse_queue_stats
 from inline_ips.telemetry import Snapshot, Telemetry
-from inline_ips.verdict import Action
+from inline_ips.verdict import ACCEPT_ACTION, DROP_ACTION, Action
 
 log = logging.getLogger("inline_ips")
 
@@ -157,7 +157,7 @@ class Worker:
         v = res.verdict
         action = v.action
         tel = self.telemetry
-        if res.alerts or action >= Action.DROP:
+        if res.alerts or action >= DROP_ACTION:
             if res.alerts:
                 tel.count_alerts(res.alerts)
             try:
@@ -165,7 +165,7 @@ class Worker:
             except Exception as e:  # a full disk must not turn a drop into an accept
                 self._side_effect_failed(e)
         tel.count(action, len(raw), v.reason, time.perf_counter() - started)
-        if action is Action.ACCEPT:
+        if action is ACCEPT_ACTION:
             return BYPASS if res.bypass else ACCEPT  # shared: most packets allocate no decision
         return Decision(action, v.replacements, res.bypass)
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from inline_ips.verdict import Action, Alert, Reason
+from inline_ips.verdict import DROP_ACTION, Action, Alert, Reason
 
 if TYPE_CHECKING:
     from inline_ips.engine import Engine
@@ -202,7 +202,7 @@ class Telemetry:
         """One judged packet: its verdict, its size, why it was stopped, how long judging took."""
         self.packets[action] += 1
         self.bytes[action] += size
-        if action >= Action.DROP:
+        if action >= DROP_ACTION:
             self.drops[reason] += 1
         self.latency_counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Final
 
 
 class Action(IntEnum):
@@ -52,6 +53,12 @@ class Verdict:
 
 
 ACCEPT = Verdict(Action.ACCEPT)
+
+# Members as module globals, for code that runs for every packet: on Python 3.11 each read
+# of ``Action.DROP`` goes through EnumType.__getattr__ (about 0.1 us), a global's does not.
+ACCEPT_ACTION: Final = Action.ACCEPT
+REWRITE_ACTION: Final = Action.REWRITE
+DROP_ACTION: Final = Action.DROP
 
 
 def strongest(a: Verdict, b: Verdict) -> Verdict:

@@ -15,7 +15,7 @@ whatever the traffic. Time is the packet's timestamp.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from inline_ips.detect.header import HeaderCheck, flow_selects
 from inline_ips.flow import Flow
@@ -39,6 +39,54 @@ class _Window:
         self.fired = False
 
 
+def _one(pkt: Packet, flow: Flow, to_server: bool) -> int:
+    return 1  # a packet; for the distinct measures, a candidate for the set
+
+
+def _ip_bytes(pkt: Packet, flow: Flow, to_server: bool) -> int:
+    return len(pkt.raw)
+
+
+def _syn(pkt: Packet, flow: Flow, to_server: bool) -> int:
+    return 1 if pkt.proto == PROTO_TCP and pkt.tcp_flags & (SYN | ACK) == SYN else 0
+
+
+def _dns_response_bytes(pkt: Packet, flow: Flow, to_server: bool) -> int:
+    dns = pkt.dns
+    return dns.size if dns is not None and dns.is_response else 0
+
+
+def _empty_connection(pkt: Packet, flow: Flow, to_server: bool) -> int:
+    empty = (
+        pkt.tcp_flags & RST
+        and to_server
+        and flow.established
+        and flow.synack
+        and flow.payload[0] == 0
+        and flow.payload[1] == 0
+    )
+    return 1 if empty else 0
+
+
+# What one packet adds to a window, by measure; chosen once per rule, not per packet.
+_AMOUNT: dict[Measure, Callable[[Packet, Flow, bool], int]] = {
+    Measure.PACKETS: _one,
+    Measure.BYTES: _ip_bytes,
+    Measure.SYNS: _syn,
+    Measure.DST_PORTS: _one,
+    Measure.DST_HOSTS: _one,
+    Measure.DNS_RESPONSE_BYTES: _dns_response_bytes,
+    Measure.EMPTY_CONNECTIONS: _empty_connection,
+}
+# The key a packet is counted under, by rule key.
+_KEY_OF: dict[RateKey, Callable[[Packet, Flow], object]] = {
+    RateKey.SRC: lambda pkt, flow: pkt.src,
+    RateKey.DST: lambda pkt, flow: pkt.dst,
+    RateKey.SRC_DST: lambda pkt, flow: (pkt.src, pkt.dst),
+    RateKey.FLOW: lambda pkt, flow: flow.flow_id,
+}
+
+
 class RateTracker:
     """The per-key windows of one rate rule."""
 
@@ -49,6 +97,19 @@ class RateTracker:
         self.flow_any = rule.flow.is_any
         # Packets a measure can never count are skipped before any other test.
         self.need_flags = {Measure.SYNS: SYN, Measure.EMPTY_CONNECTIONS: RST}.get(rule.measure, 0)
+        # The rule's measure, key and limits as plain attributes, worked out once: update()
+        # runs for every packet a rule admits, and on Python 3.11 each ``Measure.X`` or
+        # ``RateKey.X`` read there goes through EnumType.__getattr__ (about 0.1 us).
+        m = rule.measure
+        self.distinct = m in (Measure.DST_PORTS, Measure.DST_HOSTS)
+        self.distinct_ports = m is Measure.DST_PORTS
+        self.unit = m is Measure.PACKETS or self.distinct  # 1 a packet (distinct: set growth)
+        self.key_src = rule.key is RateKey.SRC
+        self.key_src_dst = rule.key is RateKey.SRC_DST
+        self.amount = _AMOUNT[m]
+        self.key_of = _KEY_OF[rule.key]
+        self.window = rule.window
+        self.threshold = rule.threshold
         # Tested per packet (flags alone are settled by the per-flow, per-flags cache).
         self.per_packet = self.header.per_packet and not self.header.flags_only
         self.max_keys = max_keys
@@ -58,61 +119,25 @@ class RateTracker:
         self.keys: OrderedDict[object, _Window] = OrderedDict()
         self.evicted = 0
 
-    def _key(self, pkt: Packet, flow: Flow) -> object:
-        k = self.rule.key
-        if k is RateKey.SRC:
-            return pkt.src
-        if k is RateKey.DST:
-            return pkt.dst
-        if k is RateKey.SRC_DST:
-            return (pkt.src, pkt.dst)
-        return flow.flow_id
-
-    def _amount(self, pkt: Packet, flow: Flow, to_server: bool) -> int:
-        m = self.rule.measure
-        if m is Measure.PACKETS:
-            return 1
-        if m is Measure.BYTES:
-            return len(pkt.raw)
-        if m is Measure.SYNS:
-            return 1 if pkt.proto == PROTO_TCP and pkt.tcp_flags & (SYN | ACK) == SYN else 0
-        if m is Measure.DNS_RESPONSE_BYTES:
-            dns = pkt.dns
-            return dns.size if dns is not None and dns.is_response else 0
-        if m is Measure.EMPTY_CONNECTIONS:
-            empty = (
-                pkt.tcp_flags & RST
-                and to_server
-                and flow.established
-                and flow.synack
-                and flow.payload[0] == 0
-                and flow.payload[1] == 0
-            )
-            return 1 if empty else 0
-        return 1  # distinct measures count set growth below
-
     def update(self, pkt: Packet, flow: Flow, to_server: bool) -> int:
         """Count the packet; return 0 (under), 1 (crossed now: alert) or 2 (still over)."""
-        rule = self.rule
-        m = rule.measure
         # The commonest measure and keys inline: this runs for every packet a rule admits.
-        if m is Measure.PACKETS or m is Measure.DST_PORTS or m is Measure.DST_HOSTS:
-            amount = 1  # the distinct measures count set growth below
+        if self.unit:
+            amount = 1
         else:
-            amount = self._amount(pkt, flow, to_server)
+            amount = self.amount(pkt, flow, to_server)
             if amount == 0:
                 return 0
-        k = rule.key
-        if k is RateKey.SRC_DST:
+        if self.key_src_dst:
             key: object = (pkt.src, pkt.dst)
-        elif k is RateKey.SRC:
+        elif self.key_src:
             key = pkt.src
         else:
-            key = self._key(pkt, flow)
+            key = self.key_of(pkt, flow)
         keys = self.keys
         now = pkt.ts
         w = keys.get(key)
-        if w is None or now - w.start >= rule.window or now < w.start:
+        if w is None or now - w.start >= self.window or now < w.start:
             if w is None:
                 if len(keys) >= self.max_keys:
                     keys.popitem(last=False)  # the least recently used key
@@ -125,18 +150,19 @@ class RateTracker:
             # Still counting: move to the end so an active flooder is not the one evicted
             # when many other (spoofed) keys arrive.
             keys.move_to_end(key)
-        if m is Measure.DST_PORTS or m is Measure.DST_HOSTS:
-            value = pkt.dport if m is Measure.DST_PORTS else pkt.dst
+        threshold = self.threshold
+        if self.distinct:
+            value = pkt.dport if self.distinct_ports else pkt.dst
             if w.distinct is None:
                 w.distinct = set()
             # Stop growing at the threshold: the set only has to prove the count.
-            if len(w.distinct) < rule.threshold:
+            if len(w.distinct) < threshold:
                 w.distinct.add(value)
             total = len(w.distinct)
         else:
             w.count += amount
             total = w.count
-        if total < rule.threshold:
+        if total < threshold:
             return 0
         if w.fired:
             return 2

@@ -79,6 +79,8 @@ _MAX_TX_ALERTED = 4096
 _TUPLE_MEMO_MAX = 32
 FLAGS_MEMO_MAX = 16  # TCP flags values remembered per flow direction (a flow sees a handful)
 _TX_ALERTED_KEEP = 32
+# The member as a global: on Python 3.11 reading Buffer.PAYLOAD goes through EnumType.__getattr__.
+_PAYLOAD = Buffer.PAYLOAD
 
 
 def rule_order_key(rule: SignatureRule) -> tuple[int, int, int, int]:
@@ -213,7 +215,7 @@ class Inspection:
         self._lowered: dict[object, tuple[bytes, ...]] = {}
 
     def get(self, key: BufferKey, use_stream: bool) -> tuple[bytes, ...] | None:
-        ck: object = key if (key[0] is not Buffer.PAYLOAD or use_stream) else "packet"
+        ck: object = key if (key[0] is not _PAYLOAD or use_stream) else "packet"
         if ck in self._cache:
             return self._cache[ck]
         data = self._raw(key, use_stream)
@@ -221,7 +223,7 @@ class Inspection:
         return data
 
     def lowered(self, key: BufferKey, use_stream: bool, data: tuple[bytes, ...]) -> tuple[bytes, ...]:
-        ck: object = key if (key[0] is not Buffer.PAYLOAD or use_stream) else "packet"
+        ck: object = key if (key[0] is not _PAYLOAD or use_stream) else "packet"
         low = self._lowered.get(ck)
         if low is None:
             low = self._lowered[ck] = tuple(d.lower() for d in data)
@@ -229,7 +231,7 @@ class Inspection:
 
     def _raw(self, key: BufferKey, use_stream: bool) -> tuple[bytes, ...] | None:
         buf, tfs = key
-        if buf is Buffer.PAYLOAD:
+        if buf is _PAYLOAD:
             data = self.stream if use_stream else self.pkt.payload
             # Suricata does not run payload keywords on a packet without payload.
             return (data,) if data else None
@@ -427,7 +429,7 @@ class SignatureEngine:
         side = TO_SERVER_SIDE if insp.to_server else TO_CLIENT_SIDE
         for key in keys:
             b = key[0]
-            if b is not Buffer.PAYLOAD and b.side not in (EITHER_SIDE, side):
+            if b is not _PAYLOAD and b.side not in (EITHER_SIDE, side):
                 continue
             data = insp.get(key, True)
             if data is not None:
@@ -497,7 +499,7 @@ class SignatureEngine:
             for d, low in zip(data, lowered, strict=True):
                 res = inspect(d, low, matches)
                 if res is not None:
-                    if buf is Buffer.PAYLOAD:
+                    if buf is _PAYLOAD:
                         res = self._new_in_stream(d, low, matches, res, insp.prefix if use_stream else 0)
                         if res is None:
                             continue
