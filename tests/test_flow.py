@@ -55,6 +55,31 @@ def test_key_is_the_same_both_ways(a: ScapyPacket, b: ScapyPacket) -> None:
     assert flow_key(pkt(a)) == flow_key(pkt(b))
 
 
+# FlowTable.lookup spells out flow_key() and Flow.is_to_server() for speed: it must agree
+# with them on every packet, both ways, including a host talking to itself.
+_ENDPOINTS = [
+    (IP(src=C, dst=S) / TCP(sport=40000, dport=80), IP(src=S, dst=C) / TCP(sport=80, dport=40000)),
+    (IP(src=S, dst=C) / UDP(sport=53, dport=5353), IP(src=C, dst=S) / UDP(sport=5353, dport=53)),
+    (IP(src=C, dst=C) / TCP(sport=1, dport=2), IP(src=C, dst=C) / TCP(sport=2, dport=1)),
+    (IP(src=C, dst=C) / UDP(sport=7, dport=7), IP(src=C, dst=C) / UDP(sport=7, dport=7)),
+    (
+        IPv6(src="2001:db8::2", dst="2001:db8::1") / UDP(sport=1, dport=2),
+        IPv6(src="2001:db8::1", dst="2001:db8::2") / UDP(sport=2, dport=1),
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "reply"), _ENDPOINTS)
+def test_lookup_agrees_with_flow_key_and_is_to_server(first: ScapyPacket, reply: ScapyPacket) -> None:
+    table = FlowTable()
+    for p in (first, reply, first):
+        packet = pkt(p)
+        flow, to_server = table.lookup(packet)
+        assert flow.key == flow_key(packet)
+        assert to_server == flow.is_to_server(packet)
+    assert len(table) == 1
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [
