@@ -5,9 +5,9 @@ IP datagram whose tag byte advances the clock (tag x 5 ms, so rate windows,
 flow timeouts and fragment expiry are reached), and judge them with one
 long-lived engine, as inline: flows, fragments, rate windows and the
 blocklist carry over from input to input, and their bounds are what the
-fuzzer's RSS limit checks. It calls the engine's internal ``_process``, not
-``process``: ``process`` turns any exception into an accepted packet and a
-counter (fail open), which would hide the bug from the fuzzer. Every verdict
+fuzzer's RSS limit checks. The engine's ``raise_errors`` is set: inline,
+``process`` turns any exception into an accepted packet and a counter (fail
+open), which would hide the bug from the fuzzer. Every verdict
 must be a valid one: a known action and reason, and for a rewrite,
 replacements inside the datagram.
 
@@ -28,6 +28,7 @@ with instrumented(__name__ == "__main__"):
     from inline_ips.verdict import Action, Reason
 
 ENGINE = Engine(load_rule_files([DEFAULT_RULES]).ruleset)
+ENGINE.raise_errors = True
 STEP = 0.005  # seconds per unit of a record's tag
 _clock = [1_700_000_000.0]
 
@@ -53,7 +54,7 @@ def check(res: Result, raw: bytes) -> None:
 def test_one_input(data: bytes) -> None:
     for tag, raw in records(data):
         _clock[0] += tag * STEP
-        check(ENGINE._process(raw, _clock[0]), raw)
+        check(ENGINE.process(raw, _clock[0]), raw)
 
 
 if __name__ == "__main__":

@@ -125,6 +125,9 @@ class Engine:
         self.stats: Counter[str] = Counter()
         self.decode_errors: Counter[str] = Counter()
         self.engine_errors: Counter[str] = Counter()
+        # For fuzzing only: let an internal error propagate instead of failing open, so the
+        # fuzzer sees the bug (read only once something has raised: free on the packet path).
+        self.raise_errors = False
 
     def reload(self, rules: RuleSet) -> None:
         """Switch to a new rule set; flows, fragments and the blocklist are kept.
@@ -267,10 +270,10 @@ class Engine:
                     hits.extend(sig.iponly(pkt, flow, to_server))
             for unit in units:
                 hits.extend(sig.tx(pkt, flow, unit))
+            verdict = ACCEPT
+            rule_dropped = passed = False
             if hits:
                 verdict, rule_dropped, passed = self._finish(hits, r, pkt, flow, result)
-            else:
-                verdict, rule_dropped, passed = ACCEPT, False, False
             alerts = result.alerts
             if not passed:
                 for rrule, state in r.rates.evaluate(pkt, flow, to_server):
@@ -312,6 +315,8 @@ class Engine:
             result.verdict = verdict
             return result
         except Exception as e:
+            if self.raise_errors:
+                raise
             self.engine_errors[type(e).__name__] += 1
             self.stats["engine_errors"] += 1
             return Result(ACCEPT, Packet(raw, ts))

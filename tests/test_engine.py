@@ -263,6 +263,19 @@ def test_exception_in_a_stage_fails_open(monkeypatch: pytest.MonkeyPatch) -> Non
     assert eng.stats["packets"] == 2
 
 
+def test_raise_errors_lets_a_stage_exception_through_for_the_fuzzer(monkeypatch: pytest.MonkeyPatch) -> None:
+    eng = make()
+    eng.raise_errors = True
+
+    def boom(*_args: object) -> list[object]:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(eng.signatures, "packet", boom)
+    with pytest.raises(RuntimeError, match="bug"):
+        eng.process(tcp(ATTACKER, b"attack"), 1.0)
+    assert eng.stats["engine_errors"] == 0
+
+
 def test_exception_in_rate_stage_fails_open(monkeypatch: pytest.MonkeyPatch) -> None:
     eng = make()
 

@@ -196,7 +196,7 @@ class RateEngine:
             and (not t.header.flags_only or t.header.selects_packet_flags(flags))
         )
 
-    def evaluate(self, pkt: Packet, flow: Flow, to_server: bool) -> list[tuple[RateRule, int]]:
+    def evaluate(self, pkt: Packet, flow: Flow, to_server: bool) -> Sequence[tuple[RateRule, int]]:
         # Protocol, addresses and ports are the flow's, and a flow sees few TCP flag
         # combinations: which rules admit the packet is worked out once per direction, then
         # once per flags value (and again after a reload: the cache names its engine).
@@ -214,7 +214,7 @@ class RateEngine:
             cands = self._with_flags(admitted, f)
             if len(by_flags) < MAX_FLAGS_CACHED:
                 by_flags[f] = cands
-        out: list[tuple[RateRule, int]] = []
+        out: list[tuple[RateRule, int]] | None = None  # almost every packet: none over
         for t in cands:
             if t.per_packet and not t.header.selects_packet(pkt):
                 continue
@@ -222,8 +222,10 @@ class RateEngine:
                 continue
             state = t.update(pkt, flow, to_server)
             if state:
+                if out is None:
+                    out = []
                 out.append((t.rule, state))
-        return out
+        return () if out is None else out
 
     @property
     def tracked_keys(self) -> int:
