@@ -377,9 +377,7 @@ class Engine:
             pkt.http = rec.request
 
     def _checksum(self, pkt: Packet) -> bool:
-        """Verify the TCP checksum; ``auto`` stops checking when most fail (offloaded captures)."""
-        if pkt.proto != PROTO_TCP:
-            return True
+        """Verify a TCP packet's checksum; ``auto`` stops checking when most fail (offloaded captures)."""
         ok = tcp_checksum_ok(pkt)
         if self.options.checksum_checks == "auto":
             self._checked += 1

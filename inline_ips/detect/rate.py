@@ -103,10 +103,10 @@ class RateTracker:
         m = rule.measure
         self.distinct = m in (Measure.DST_PORTS, Measure.DST_HOSTS)
         self.distinct_ports = m is Measure.DST_PORTS
-        self.unit = m is Measure.PACKETS or self.distinct  # 1 a packet (distinct: set growth)
+        self.amount = _AMOUNT[m]
+        self.unit = self.amount is _one  # 1 a packet (distinct: set growth), without the call
         self.key_src = rule.key is RateKey.SRC
         self.key_src_dst = rule.key is RateKey.SRC_DST
-        self.amount = _AMOUNT[m]
         self.key_of = _KEY_OF[rule.key]
         self.window = rule.window
         self.threshold = rule.threshold
