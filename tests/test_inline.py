@@ -174,26 +174,36 @@ def test_kill_9_keeps_traffic_flowing_and_cleanup_leaves_nothing(lab: Lab, tmp_p
 
 
 def test_flooded_queue_fails_open(lab: Lab, tmp_path: Path) -> None:
-    """A flood far above what Python can judge: the excess passes, the kernel drops nothing."""
+    """A full queue fails open: the excess passes, the kernel drops nothing.
+
+    Whether a flood outruns the engine depends on how fast the engine is, so
+    the test does not leave that to chance: the engine is stopped (SIGSTOP, as
+    a stalled worker would be) while the flood starts, so its 64-packet queue is
+    certainly full, and it is continued half a second in, so the rest of the
+    flood meets a running engine.
+    """
     with running_ips(
         lab, DEFAULT_RULES, tmp_path / "eve.json", "--queue-maxlen", "64", "--bypass-after", "0"
-    ):
+    ) as ips:
         before = services.server_counters(lab)
         judged_before = queued(lab)
-        # UDP to one port from the client: no rule counts it, so nothing is dropped by a verdict.
-        exec_in(
-            lab,
-            "client",
-            ["timeout", "30", "hping3", "--udp", "-p", "9", "-c", "30000", "-i", "u1", "-q", lab.server_ip],
-        )
+        os.kill(ips.pid, signal.SIGSTOP)
+        resume = threading.Timer(0.5, os.kill, (ips.pid, signal.SIGCONT))
+        try:
+            resume.start()
+            # UDP to one port from the client: no rule counts it, so nothing is dropped by a verdict.
+            flood = ["hping3", "--udp", "-p", "9", "-c", "30000", "-i", "u1", "-q", lab.server_ip]
+            exec_in(lab, "client", ["timeout", "30", *flood])
+        finally:
+            resume.cancel()
+            os.kill(ips.pid, signal.SIGCONT)
         settle(lab)
         got = services.server_counters(lab)["from_client"] - before["from_client"]
         judged = queued(lab) - judged_before
         assert queue_dropped(lab) == 0
         assert got >= 29_000
-        assert judged < got, (
-            "every packet was judged: the flood did not fill the queue, so this shows nothing"
-        )
+        assert judged < got, "every packet was judged: the queue never filled"
+        assert ips.poll() is None, "the engine did not survive the flood"
 
 
 REJECT_REWRITE_RULES = """
