@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CORPUS := ../shared/corpus
 
-.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench bench-lab bench-memory bench-redos fuzz clean
+.PHONY: setup test lint typecheck unit demo replay-demo corpus-table bench bench-instructions bench-lab bench-memory bench-redos fuzz clean
 
 setup:
 	@scripts/setup.sh
@@ -41,6 +41,11 @@ corpus-table: setup
 
 bench: setup
 	$(PY) -m bench.engine_bench --markdown bench/RESULTS.md
+
+# Instructions per judged packet, counted by callgrind (a few minutes; + ET Open when the
+# corpus is there, about ten more): the figure that repeats between runs on a noisy machine.
+bench-instructions: setup
+	$(PY) -m bench.instructions --markdown bench/RESULTS.md
 
 # Inline in the namespace lab (root, about 6 minutes): replaces only its own section
 # of bench/RESULTS.md (each benchmark keeps the others' sections).

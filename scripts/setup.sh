@@ -19,10 +19,11 @@ export DEBIAN_FRONTEND=noninteractive
 # the prometheus server evaluates the dashboard's queries and scrapes the exporter in the tests.
 # vagrant (validate only), shellcheck, logrotate: tests/deploy checks the Vagrantfile, every
 # shell script and the logrotate config; deploy/install.sh runs in a test root made of this system.
+# valgrind: bench/instructions.py counts instructions per packet with callgrind.
 PACKAGES=(python3 python3-venv python3-dev build-essential libnetfilter-queue-dev
           iptables ipset iproute2 conntrack tcpdump
           hping3 nmap iperf3 curl dnsutils iputils-ping openssl prometheus
-          shellcheck vagrant logrotate)
+          shellcheck vagrant logrotate valgrind)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
