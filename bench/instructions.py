@@ -255,7 +255,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--packets", type=positive_int, default=DEFAULT_PACKETS, help="measured packets per row")
     p.add_argument("--workload", action="append", choices=sorted(WORKLOADS), help="only these (repeatable)")
     p.add_argument(
-        "--et", type=Path, metavar="DIR", help="ET Open's .rules files (default: the corpus' copy, when present)"
+        "--et", type=Path, metavar="DIR", help="ET Open's .rules files (default: the corpus' copy)"
     )
     p.add_argument("--no-et", action="store_true", help="the default rules only")
     p.add_argument("--markdown", type=Path, help="replace this benchmark's section of this file")
