@@ -119,6 +119,8 @@ class Engine:
         # Shared by every flow's HTTP/TLS/DNS parser: what they hold together is bounded.
         self.app_memcap = Memcap(opts.app_memcap)
         self._checksums = opts.checksum_checks != "none"
+        # Without bypass by volume only an allowlisted flow can be bypassed: no call for the rest.
+        self._volume_bypass = opts.bypass.after_packets > 0 or opts.bypass.after_bytes > 0
         self._checked = 0  # packets whose TCP checksum was verified (auto mode decides at 1000)
         self._bad_checksums = 0
         self.reload(rules)
@@ -149,7 +151,14 @@ class Engine:
         # One assignment: a packet on another thread holds either bundle whole, its
         # threshold counts included.
         self._r = _Compiled(
-            rules, signatures, rates, bypass, rules.allowlist, alerts, rules.normalize, thresholds
+            rules,
+            signatures,
+            rates,
+            bypass,
+            rules.allowlist,
+            alerts,
+            rules.normalize if rules.normalize.active else None,  # None: one test a packet, no call
+            thresholds,
         )
 
     @property
@@ -287,14 +296,18 @@ class Engine:
 
             if alerts:
                 flow.alerted = True
-            if r.normalize.active and verdict.action <= REWRITE_ACTION:
+            if r.normalize is not None and verdict.action <= REWRITE_ACTION:
                 fixes = normalize_replacements(r.normalize, pkt)
                 if fixes:
                     verdict = _merge(
                         verdict, Verdict(Action.REWRITE, Reason.NORMALIZE, replacements=tuple(fixes))
                     )
             if verdict.action is ACCEPT_ACTION:
-                if not flow.alerted and self._clean(r.bypass, flow, pkt, allowed):
+                if (
+                    not flow.alerted
+                    and (allowed or self._volume_bypass)
+                    and self._clean(r.bypass, flow, pkt, allowed)
+                ):
                     flow.bypassed = result.bypass = True
                     r.bypass.stats["bypassed"] += 1
                     self.stats["flows_bypassed"] += 1  # survives reloads, unlike the policy's own count
@@ -509,7 +522,7 @@ class _Compiled:
     bypass: BypassPolicy
     allowlist: AddressSet | None
     alerts: dict[int, Alert]
-    normalize: Normalize
+    normalize: Normalize | None  # None when it changes nothing
     thresholds: Thresholds
 
 

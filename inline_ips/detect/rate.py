@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from inline_ips.detect.header import HeaderCheck, flow_selects
+from inline_ips.detect.header import HeaderCheck
 from inline_ips.flow import Flow
 from inline_ips.packet import ACK, PROTO_TCP, RST, SYN, Packet
 from inline_ips.rules.model import Measure, RateKey, RateRule
@@ -94,7 +94,9 @@ class RateTracker:
         self.rule = rule
         self.header = HeaderCheck(rule.header)
         self.flow = rule.flow
-        self.flow_any = rule.flow.is_any
+        # flow: to_server/to_client is settled once per flow direction (see evaluate); the
+        # established state is tested per packet, here without a call to flow_selects.
+        self.established = rule.flow.established
         # Packets a measure can never count are skipped before any other test.
         self.need_flags = {Measure.SYNS: SYN, Measure.EMPTY_CONNECTIONS: RST}.get(rule.measure, 0)
         # The rule's measure, key and limits as plain attributes, worked out once: update()
@@ -182,10 +184,14 @@ class RateEngine:
         self._any = tuple(by_proto.pop(None, []))
         self._by_proto = {p: tuple(ts) for p, ts in by_proto.items() if p is not None}
 
-    def _admitted(self, pkt: Packet) -> tuple[RateTracker, ...]:
-        """The rules whose protocol, addresses and ports admit this packet's tuple."""
+    def _admitted(self, pkt: Packet, to_server: bool) -> tuple[RateTracker, ...]:
+        """The rules whose protocol, addresses, ports and flow direction admit this packet's tuple."""
         group = (*self._by_proto.get(pkt.proto, ()), *self._any)
-        return tuple(t for t in group if t.header.selects_flow(pkt))
+        return tuple(
+            t
+            for t in group
+            if t.header.selects_flow(pkt) and (t.flow.to_server is None or t.flow.to_server == to_server)
+        )
 
     @staticmethod
     def _with_flags(admitted: tuple[RateTracker, ...], flags: int) -> tuple[RateTracker, ...]:
@@ -206,7 +212,7 @@ class RateEngine:
         d = 0 if to_server else 1
         entry = cache[1][d]
         if entry is None:
-            entry = cache[1][d] = (self._admitted(pkt), {})
+            entry = cache[1][d] = (self._admitted(pkt, to_server), {})
         admitted, by_flags = entry
         f = pkt.tcp_flags
         cands = by_flags.get(f)
@@ -218,7 +224,8 @@ class RateEngine:
         for t in cands:
             if t.per_packet and not t.header.selects_packet(pkt):
                 continue
-            if not (t.flow_any or flow_selects(t.flow, flow, to_server)):
+            est = t.established
+            if est is not None and flow.pkt_established != est:
                 continue
             state = t.update(pkt, flow, to_server)
             if state:

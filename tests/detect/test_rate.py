@@ -274,6 +274,24 @@ def test_header_and_flow_select_what_is_counted() -> None:
     assert f.feed(q) == [1]
 
 
+@pytest.mark.parametrize(
+    ("flow", "want"),
+    [
+        # Query, answer, query, answer, query; each direction is its own src+dst key, and UDP
+        # is established from the first reply on.
+        ("established", [[], [], [], [1], [1]]),  # all but the first query
+        ("not_established", [[], [], [], [], []]),  # the first query only
+        ("to_server", [[], [], [1], [], [2]]),
+        ("to_client", [[], [], [], [1], []]),
+    ],
+)
+def test_flow_state_selects_what_is_counted(flow: str, want: list[list[int]]) -> None:
+    f = Feeder([rate_rule(Measure.PACKETS, RateKey.SRC_DST, 2, "udp", f"    flow: {flow}\n")])
+    q = bytes(IP(src="10.0.0.1", dst="192.0.2.1") / UDP(sport=5000, dport=5353))
+    a = bytes(IP(src="192.0.2.1", dst="10.0.0.1") / UDP(sport=5353, dport=5000))
+    assert [f.feed(raw) for raw in (q, a, q, a, q)] == want
+
+
 def test_rules_are_independent() -> None:
     a = rate_rule(Measure.PACKETS, RateKey.SRC, 2, "udp")
     text = "rate:\n  - sid: 10\n    msg: b\n    key: src\n    window: 10\n    threshold: 3\n"
