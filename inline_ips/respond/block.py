@@ -3,7 +3,9 @@
 The engine keeps its own table (:mod:`inline_ips.blocklist`); this module
 copies each new block into a ``hash:ip`` ipset so that the kernel drops the
 offender's later packets before they are queued (the set is matched by the
-first rule of the inline-ips chain, see :mod:`inline_ips.firewall.iptables`).
+first rule of the inline-ips chain, see :mod:`inline_ips.firewall.iptables`;
+that DROP rule exempts packets from or to an allowlisted network, the
+``hash:net`` sets of :mod:`inline_ips.firewall.allowlist`, whatever this set holds).
 Every entry carries its own timeout, so the kernel forgets a block at about
 the time the engine does (the engine extends a repeated block to the later
 expiry; the kernel takes the timeout of the latest add). It talks to the
@@ -11,8 +13,9 @@ kernel over netlink with pyroute2's ``IPSet``; the ``ipset`` command is
 not used.
 
 What it does not do: decide what to block (the engine does), check the
-allowlist (the engine, or :func:`inline_ips.firewall.commands.block_add`), or
-add iptables rules. ``add`` and ``delete`` sit on the verdict path and never
+allowlist before adding (the engine and
+:func:`inline_ips.firewall.commands.block_add` do; the kernel's rule is the
+last guard), or add iptables rules. ``add`` and ``delete`` sit on the verdict path and never
 raise: a kernel error is counted in ``stats``, logged with the address and
 returned as ``False`` (the caller still drops the packet itself). A full set
 is counted separately (``refused_full``) and logged, never silent. The
