@@ -27,7 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ import yaml
 
 from inline_ips.lab.dashboard import DASHBOARD, dashboard_queries, substitute
 from inline_ips.lab.topology import stop
+from inline_ips.output.metrics import IpsCollector, MetricsHub, ProcessInfo
+from inline_ips.telemetry import TABLES, empty_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "deploy/prometheus"
@@ -86,6 +88,18 @@ SPEC_METRICS = frozenset(
         "inline_ips_blocklist_capacity",
         "inline_ips_info",
         "inline_ips_start_time_seconds",
+        "inline_ips_unjudged_packets_total",
+        "inline_ips_alerts_discarded_total",
+        "inline_ips_flows_created_total",
+        "inline_ips_table_entries",
+        "inline_ips_table_capacity",
+        "inline_ips_table_overflows_total",
+        "inline_ips_app_memcap_used_bytes",
+        "inline_ips_app_memcap_bytes",
+        "inline_ips_app_memcap_refused_total",
+        "inline_ips_worker_cpu_seconds_total",
+        "inline_ips_worker_resident_memory_bytes",
+        "inline_ips_exporter_errors_total",
         "up",
     }
 )
@@ -99,9 +113,33 @@ UNQUEUED_METRICS = frozenset(
         "inline_ips_blocklist_capacity",
         "inline_ips_info",
         "inline_ips_start_time_seconds",
+        "inline_ips_unjudged_packets_total",
+        "inline_ips_exporter_errors_total",
         "up",
     }
 )
+
+
+def test_spec_metrics_are_what_the_exporter_serves() -> None:
+    """The copy above is the real collector's names: a new metric must reach the dashboard's checks."""
+    hub = MetricsHub([0])
+    # An alert and a sink: their families have no series (so no names) until there is one.
+    snap = replace(
+        empty_snapshot(0),
+        alerts={(1, 1): 1},
+        rule_names={(1, 1): "x"},
+        sinks={"file": {"events": 1, "dropped": 0}},
+    )
+    hub.update(snap)
+    collector = IpsCollector(
+        hub,
+        ProcessInfo("1", True, 0.0),
+        read_queues=lambda: {0: {"queue_total": 0, "queue_dropped": 0, "user_dropped": 0, "id_sequence": 0}},
+        read_firewall=lambda: {("ipv4", kind): (0, 1) for kind in ("queued", "bypassed", "blocked")},
+        read_blocklist=lambda: {"ipv4": (0, 65536)},
+    )
+    served = {sample.name for family in collector.collect() for sample in family.samples}
+    assert served == SPEC_METRICS - {"up"}
 
 
 # ---- promtool -------------------------------------------------------------------
@@ -455,6 +493,17 @@ def fake_series() -> list[tuple[str, Labels, float, float]]:
         add("inline_ips_queue_kernel_drops_total", 0.2)
         add("inline_ips_queue_user_drops_total", 0.1)
         add("inline_ips_queue_packets_total", 500.0)
+        for name in ("alerts_discarded", "flows_created", "app_memcap_refused"):
+            add(f"inline_ips_{name}_total", 0.1)
+        for table in TABLES:
+            if table != "app_bytes":  # the app memcap has series of its own
+                add("inline_ips_table_entries", start=100, table=table)
+                add("inline_ips_table_capacity", start=1000, table=table)
+                add("inline_ips_table_overflows_total", 0.1, table=table)
+        add("inline_ips_app_memcap_used_bytes", start=1 << 20)
+        add("inline_ips_app_memcap_bytes", start=1 << 28)
+        add("inline_ips_worker_cpu_seconds_total", 0.4)
+        add("inline_ips_worker_resident_memory_bytes", start=80 << 20)
     for family in FAMILIES:
         series.append(("inline_ips_firewall_queued_packets_total", {"family": family}, 0, 500.0))
         series.append(("inline_ips_firewall_bypassed_packets_total", {"family": family}, 0, 50.0))
@@ -463,6 +512,9 @@ def fake_series() -> list[tuple[str, Labels, float, float]]:
         series.append(("inline_ips_blocklist_capacity", {"family": family}, 65536, 0))
     series.append(("inline_ips_info", {"version": "0.0.0-test", "fail_open": "true"}, 1, 0))
     series.append(("inline_ips_start_time_seconds", {}, time.time() - 3600, 0))
+    series.append(("inline_ips_unjudged_packets_total", {}, 0, 2.0))
+    for source in ("nfqueue", "iptables", "ipset"):
+        series.append(("inline_ips_exporter_errors_total", {"source": source}, 0, 0))
     return series
 
 
