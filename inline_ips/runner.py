@@ -276,8 +276,17 @@ class Worker:
         except Exception as e:  # the parent went away, or a pipe broke: keep judging packets
             log.warning("queue %d: cannot report counters: %s", self.queue_num, e)
 
-    def _housekeeping(self) -> None:
-        """Off the verdict path: reloads on request, flushes the EVE log twice a second, reports counters."""
+    def _housekeeping(self, bound: threading.Event) -> None:
+        """Off the verdict path: says when the queue is bound, then reloads on request, flushes the EVE
+        log twice a second and reports counters."""
+        # "judging packets" means the queue is bound: until then the kernel's --queue-bypass passes
+        # packets unjudged, and whoever waits for this line (an operator, the tests) must know.
+        while not bound.wait(0.05):
+            if self.stop.is_set():
+                return
+        log.info(
+            "queue %d: judging packets (fail-%s)", self.queue_num, "open" if self.opts.fail_open else "closed"
+        )
         next_report = time.monotonic()
         while not self.stop.is_set():
             if self._reload.wait(EVE_FLUSH_SECONDS):
@@ -303,14 +312,13 @@ class Worker:
             fail_open=self.opts.fail_open,
             bypass_mark=self.opts.firewall.bypass_mark,
         )
-        log.info(
-            "queue %d: judging packets (fail-%s)", self.queue_num, "open" if self.opts.fail_open else "closed"
-        )
         # No full collection on the verdict thread from now on (see gcpolicy); the rules and
         # whatever set-up built are collected once and frozen out of the young collections.
         gcpolicy.configure()
         gcpolicy.settle()
-        flusher = threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True)
+        flusher = threading.Thread(
+            target=self._housekeeping, args=(source.ready,), name="housekeeping", daemon=True
+        )
         flusher.start()
         for sink in self.sinks:
             sink.start()
@@ -389,9 +397,39 @@ class _EarlySignals:
             on_stop()
 
 
-def _child(queue_num: int, opts: RunOptions, report: LoadReport, conn: Connection) -> None:
+def _restart_rules(queue_num: int, opts: RunOptions, startup: LoadReport) -> LoadReport:
+    """The rules for a worker the supervisor restarts: the files as they are now, as a reload would.
+
+    Its siblings may have reloaded since start-up (SIGHUP), so the rules the
+    supervisor loaded then may be out of date. If the files do not load now,
+    the start-up rules are used, and the log says so.
+    """
+    try:
+        report = load_rule_files(opts.rules, opts.variables)
+    except Exception as e:  # a broken file, or one it cannot read any more: never fail the restart
+        log.error(
+            "queue %d: restarted with the rules it started with; the rule files do not load now: %s",
+            queue_num,
+            e,
+        )
+        return startup
+    rs = report.ruleset
+    log.info(
+        "queue %d: restarted with the rule files as they are now (%d signature and %d rate rules)",
+        queue_num,
+        len(rs.signatures),
+        len(rs.rates),
+    )
+    return report
+
+
+def _child(
+    queue_num: int, opts: RunOptions, report: LoadReport, conn: Connection, restarted: bool = False
+) -> None:
     early = _EarlySignals()  # first: the handlers inherited from the supervisor would signal siblings
     owns = queue_num == opts.firewall.queue_num
+    if restarted:
+        report = _restart_rules(queue_num, opts, report)
     worker = Worker(queue_num, opts, report, publish=conn.send, owns_allowlist=owns)
     early.hand_over(worker.stop.set, worker.request_reload)
     worker.run()
@@ -618,9 +656,11 @@ def _supervise(
     stop = threading.Event()
     procs: dict[int, multiprocessing.process.BaseProcess] = {}
 
-    def start(q: int) -> None:
+    def start(q: int, restarted: bool = False) -> None:
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_child, args=(q, opts, report, send), name=f"inline-ips-q{q}", daemon=True)
+        p = ctx.Process(
+            target=_child, args=(q, opts, report, send, restarted), name=f"inline-ips-q{q}", daemon=True
+        )
         p.start()
         send.close()  # the child holds the only writer: its exit ends the receiver with EOF
         hub.worker_started(q)
@@ -643,7 +683,7 @@ def _supervise(
                     "worker for queue %d exited with %s; restarting (traffic passes meanwhile)", q, p.exitcode
                 )
                 time.sleep(RESTART_BACKOFF_SECONDS)
-                start(q)
+                start(q, restarted=True)
     for p in procs.values():
         if p.is_alive() and p.pid is not None:
             os.kill(p.pid, signal.SIGTERM)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -190,3 +191,62 @@ def test_reload_under_load_loses_nothing_and_swaps_whole_sets(lab: Lab, tmp_path
     switches = [seq for seq in range(1, count) if generations[seq] != generations[seq - 1]]
     assert generations[0] == SID_A and generations[-1] == SID_B
     assert len(switches) == 9, f"the rule set switched at packets {switches} (9 swaps were loaded)"
+
+
+def _workers(supervisor: int) -> list[int]:
+    """The worker processes of an ``inline-ips run --workers N``: the supervisor's children."""
+    out = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def _marker_alerts(lab: Lab, eve: Path, first_port: int, count: int) -> list[int]:
+    """Send ``count`` marker datagrams (one per source port from ``first_port``); the sids they raised."""
+    argv = [sys.executable, "-c", SENDER, lab.server_ip, str(PORT), str(first_port), str(count), "200"]
+    sender = popen_in(lab, "client", [*argv, str(MARKERS)])
+    assert sender.wait(timeout=30) == 0
+    settle(lab)
+    sids = []
+    for line in eve.read_text().splitlines():
+        ev = json.loads(line)
+        if ev.get("event_type") == "alert" and first_port <= ev.get("src_port", 0) < first_port + count:
+            sids.append(ev["alert"]["signature_id"])
+    return sids
+
+
+def test_a_restarted_worker_judges_with_the_rules_on_disk(lab: Lab, tmp_path: Path) -> None:
+    """A worker the supervisor restarts loads the rule files as a reload would, not the start-up set."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(rules(SID_A))
+    eve = tmp_path / "eve.json"
+    log = tmp_path / "ips.log"
+    extra = ("--workers", "2", "--bypass-after", "0", "--stats-interval", "0")
+    with running_ips(lab, path, eve, *extra, log=log) as ips:
+        assert wait_for(lambda: log.read_text().count("judging packets") == 2, timeout=30), log.read_text()
+        replace(path, rules(SID_B))
+        ips.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: log.read_text().count("reloaded") == 2, timeout=30), log.read_text()
+        workers = _workers(ips.pid)
+        assert len(workers) == 2, workers
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        restarted = "restarted with the rule files as they are now"
+        assert wait_for(
+            lambda: log.read_text().count(restarted) == 2 and log.read_text().count("judging packets") == 4,
+            timeout=30,
+        ), log.read_text()
+        sids = _marker_alerts(lab, eve, FIRST_SRC_PORT, 20)
+        # Every marker raised one alert, from set B: the start-up set A would be a silent rollback.
+        assert sorted(sids) == [SID_B + k for k in range(20)], sids
+
+        # Files that do not load now: restarted workers keep judging, with the start-up rules.
+        replace(path, rules(SID_B, broken_at=150))
+        for pid in _workers(ips.pid):
+            os.kill(pid, signal.SIGKILL)
+        fallback = "restarted with the rules it started with; the rule files do not load now"
+        assert wait_for(
+            lambda: log.read_text().count(fallback) == 2 and log.read_text().count("judging packets") == 6,
+            timeout=30,
+        ), log.read_text()
+        sids = _marker_alerts(lab, eve, FIRST_SRC_PORT + 100, 20)
+        assert sorted(sids) == [SID_A + k for k in range(20)], sids
+        assert ips.poll() is None
