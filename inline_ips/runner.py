@@ -397,41 +397,19 @@ class _EarlySignals:
             on_stop()
 
 
-def _restart_rules(queue_num: int, opts: RunOptions, startup: LoadReport) -> LoadReport:
-    """The rules for a worker the supervisor restarts: the files as they are now, as a reload would.
-
-    Its siblings may have reloaded since start-up (SIGHUP), so the rules the
-    supervisor loaded then may be out of date. If the files do not load now,
-    the start-up rules are used, and the log says so.
-    """
-    try:
-        report = load_rule_files(opts.rules, opts.variables)
-    except Exception as e:  # a broken file, or one it cannot read any more: never fail the restart
-        log.error(
-            "queue %d: restarted with the rules it started with; the rule files do not load now: %s",
-            queue_num,
-            e,
-        )
-        return startup
-    rs = report.ruleset
-    log.info(
-        "queue %d: restarted with the rule files as they are now (%d signature and %d rate rules)",
-        queue_num,
-        len(rs.signatures),
-        len(rs.rates),
-    )
-    return report
-
-
 def _child(
     queue_num: int, opts: RunOptions, report: LoadReport, conn: Connection, restarted: bool = False
 ) -> None:
     early = _EarlySignals()  # first: the handlers inherited from the supervisor would signal siblings
     owns = queue_num == opts.firewall.queue_num
-    if restarted:
-        report = _restart_rules(queue_num, opts, report)
     worker = Worker(queue_num, opts, report, publish=conn.send, owns_allowlist=owns)
     early.hand_over(worker.stop.set, worker.request_reload)
+    if restarted:
+        # The rules loaded at start-up may be out of date (the siblings may have reloaded since):
+        # bind at once with them, and reload the files as SIGHUP would, off the verdict path.
+        # A failed load keeps the start-up rules, counted and logged as any failed reload.
+        log.info("queue %d: restarted; reloading the rule files as they are now", queue_num)
+        worker.request_reload()
     worker.run()
 
 

@@ -214,39 +214,42 @@ def _marker_alerts(lab: Lab, eve: Path, first_port: int, count: int) -> list[int
 
 
 def test_a_restarted_worker_judges_with_the_rules_on_disk(lab: Lab, tmp_path: Path) -> None:
-    """A worker the supervisor restarts loads the rule files as a reload would, not the start-up set."""
+    """A worker the supervisor restarts reloads the rule files, as SIGHUP would, not the start-up set."""
     path = tmp_path / "rules.yaml"
     path.write_text(rules(SID_A))
     eve = tmp_path / "eve.json"
     log = tmp_path / "ips.log"
     extra = ("--workers", "2", "--bypass-after", "0", "--stats-interval", "0")
+
+    def logged(text: str, n: int) -> bool:
+        return log.read_text().count(text) == n
+
     with running_ips(lab, path, eve, *extra, log=log) as ips:
-        assert wait_for(lambda: log.read_text().count("judging packets") == 2, timeout=30), log.read_text()
+        assert wait_for(lambda: logged("judging packets", 2), timeout=30), log.read_text()
         replace(path, rules(SID_B))
         ips.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: log.read_text().count("reloaded") == 2, timeout=30), log.read_text()
+        assert wait_for(lambda: logged("reloaded", 2), timeout=30), log.read_text()
         workers = _workers(ips.pid)
         assert len(workers) == 2, workers
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
-        restarted = "restarted with the rule files as they are now"
         assert wait_for(
-            lambda: log.read_text().count(restarted) == 2 and log.read_text().count("judging packets") == 4,
+            lambda: (
+                logged("restarted; reloading", 2) and logged("judging packets", 4) and logged("reloaded", 4)
+            ),
             timeout=30,
         ), log.read_text()
         sids = _marker_alerts(lab, eve, FIRST_SRC_PORT, 20)
         # Every marker raised one alert, from set B: the start-up set A would be a silent rollback.
         assert sorted(sids) == [SID_B + k for k in range(20)], sids
 
-        # Files that do not load now: restarted workers keep judging, with the start-up rules.
+        # Files that do not load now: the restarted workers keep judging, with the start-up rules.
         replace(path, rules(SID_B, broken_at=150))
         for pid in _workers(ips.pid):
             os.kill(pid, signal.SIGKILL)
-        fallback = "restarted with the rules it started with; the rule files do not load now"
-        assert wait_for(
-            lambda: log.read_text().count(fallback) == 2 and log.read_text().count("judging packets") == 6,
-            timeout=30,
-        ), log.read_text()
+        assert wait_for(lambda: logged("judging packets", 6) and logged("reload failed", 2), timeout=30), (
+            log.read_text()
+        )
         sids = _marker_alerts(lab, eve, FIRST_SRC_PORT + 100, 20)
         assert sorted(sids) == [SID_A + k for k in range(20)], sids
         assert ips.poll() is None
