@@ -120,7 +120,7 @@ class Engine:
         self.app_memcap = Memcap(opts.app_memcap)
         self._checksums = opts.checksum_checks != "none"
         # Without bypass by volume only an allowlisted flow can be bypassed: no call for the rest.
-        self._volume_bypass = opts.bypass.after_packets > 0 or opts.bypass.after_bytes > 0
+        self._volume_bypass = opts.bypass.by_volume
         self._checked = 0  # packets whose TCP checksum was verified (auto mode decides at 1000)
         self._bad_checksums = 0
         self.reload(rules)

@@ -43,6 +43,11 @@ class BypassOptions:
     after_bytes: int = 262_144
     allowlisted: bool = True  # bypass flows with an allowlisted endpoint at once
 
+    @property
+    def by_volume(self) -> bool:
+        """Can a flow be bypassed for what it carried (not only for an allowlisted endpoint)?"""
+        return self.after_packets > 0 or self.after_bytes > 0
+
 
 _COUNTING = (Measure.PACKETS, Measure.BYTES, Measure.DNS_RESPONSE_BYTES)
 
@@ -52,6 +57,7 @@ class BypassPolicy:
         self, signatures: Sequence[SignatureRule], rates: Sequence[RateRule], opts: BypassOptions
     ) -> None:
         self.opts = opts
+        self.by_volume = opts.by_volume  # read by due() for every packet: worked out once
         # (check, what it needs): "payload", "http", "dns", "tls" or "any" (header-only).
         self._sigs: list[tuple[HeaderCheck, str]] = []
         for r in signatures:
@@ -67,9 +73,9 @@ class BypassPolicy:
 
     def due(self, flow: Flow) -> bool:
         """Has the flow carried enough to be considered (and is it not already decided)?"""
-        o = self.opts
-        if o.after_packets <= 0 and o.after_bytes <= 0:
+        if not self.by_volume:
             return False
+        o = self.opts
         pkts = flow.pkts[0] + flow.pkts[1]
         size = flow.bytes[0] + flow.bytes[1]
         return (o.after_packets > 0 and pkts >= o.after_packets) or (
