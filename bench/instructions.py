@@ -214,14 +214,19 @@ def last_eval_total(out_file: Path) -> int:
     return callgrind_total(max(parts, key=lambda p: int(p.suffix[1:])))
 
 
-def count(workload: str, rules_name: str, rules: Sequence[str], packets: int, work: Path) -> Row:
+def write_packets(workload: str, packets: int, work: Path) -> Path:
+    """Build a workload's warm-up and measured halves once, for every rule set's child to read."""
     stream = WORKLOADS[workload][1](2 * packets)
-    warm, measured = stream[:packets], stream[packets:]
     pkl = work / f"{workload}.pkl"
     with pkl.open("wb") as f:
-        pickle.dump((warm, measured), f)
-    out = work / f"callgrind.{workload}.{rules_name.replace(' ', '')}.out"
-    result = work / f"{workload}.{rules_name}.json"
+        pickle.dump((stream[:packets], stream[packets:]), f)
+    return pkl
+
+
+def count(workload: str, rules_name: str, rules: Sequence[str], packets: int, pkl: Path) -> Row:
+    slug = f"{workload}.{rules_name.replace(' ', '')}"
+    out = pkl.parent / f"callgrind.{slug}.out"
+    result = pkl.parent / f"{slug}.json"
     argv = [
         *callgrind_argv(out),
         sys.executable,
@@ -305,8 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="inline-ips-instr-") as tmp:
         for workload in args.workload or list(WORKLOADS):
+            pkl = write_packets(workload, args.packets, Path(tmp))
             for name, rules in rule_sets:
-                row = count(workload, name, rules, args.packets, Path(tmp))
+                row = count(workload, name, rules, args.packets, pkl)
                 rows.append(row)
                 print(
                     f"{workload:6} {name:18} {row.per_packet:>9,.0f} instructions/packet  "
