@@ -111,7 +111,7 @@ from typing import Any, TextIO
 from bench import results_file
 from bench.udp_latency import DEFAULT_PORT as LATENCY_PORT
 from inline_ips.lab import services
-from inline_ips.lab.demo import ips_argv, ips_ready, queue_stats
+from inline_ips.lab.demo import ips_argv, ips_ready, queue_stats, queues_of
 from inline_ips.lab.services import HTTP_PORT, IPERF_PORT
 from inline_ips.lab.topology import Lab, exec_in, popen_in, running_lab, stop, wait_for
 from inline_ips.source.nfqueue import PROC_QUEUES, parse_queue_stats
@@ -447,7 +447,9 @@ class RouterProcess:
             env=_env(),
         )
         ok = wait_for(
-            lambda: self.proc.poll() is not None or ips_ready(lab), timeout=ready_timeout, interval=0.2
+            lambda: self.proc.poll() is not None or ips_ready(lab, queues_of(argv)),
+            timeout=ready_timeout,
+            interval=0.2,
         )
         if not ok or self.proc.poll() is not None:
             self.stop()

@@ -311,7 +311,7 @@ def test_run_unprivileged_keeps_only_net_admin_and_net_raw(lab: Lab, how: str) -
         with open(log, "w") as out:
             proc = popen_in(lab, "router", argv, stdout=out, stderr=subprocess.STDOUT, cwd="/")
             try:
-                assert wait_for(lambda: ips_ready(lab) or proc.poll() is not None, timeout=30)
+                assert wait_for(lambda: ips_ready(lab, queues=2) or proc.poll() is not None, timeout=30)
                 assert proc.poll() is None, log.read_text()
                 assert wait_for(lambda: "queue 1: judging" in log.read_text(), timeout=20), log.read_text()
                 check_running_unprivileged(lab, proc, nobody.pw_uid, log)

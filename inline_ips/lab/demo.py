@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +47,25 @@ def ips_argv(rules: Path, eve: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "inline_ips", "run", "--rules", str(rules), "--eve", str(eve), *extra]
 
 
-def ips_ready(lab: Lab) -> bool:
-    """The IPS has installed its chain and bound its queue in the router."""
+def queues_of(argv: Sequence[str]) -> int:
+    """How many queues an ``inline-ips run`` command line binds (``--workers N``, else 1)."""
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--workers" and i + 1 < len(args):
+            return int(args[i + 1])
+        if arg.startswith("--workers="):
+            return int(arg.split("=", 1)[1])
+    return 1
+
+
+def ips_ready(lab: Lab, queues: int = 1) -> bool:
+    """The IPS has installed its chain and bound all its ``queues`` in the router.
+
+    Every queue, not the first: with ``--workers N`` the kernel spreads flows over
+    them, and a flow hashed to a queue not yet bound passes unjudged (--queue-bypass).
+    """
     chain = exec_in(lab, "router", ["iptables-legacy", "-w", "5", "-S", "INLINE_IPS"])
-    return chain.returncode == 0 and bool(queue_stats(lab))
+    return chain.returncode == 0 and len(queue_stats(lab)) >= queues
 
 
 @contextmanager
@@ -63,9 +78,10 @@ def running_ips(
         lab, "router", ips_argv(rules, eve, *extra), stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
     )
     try:
-        if not wait_for(lambda: ips_ready(lab) or proc.poll() is not None, timeout=IPS_READY_SECONDS) or (
-            proc.poll() is not None
-        ):
+        queues = queues_of(extra)
+        if not wait_for(
+            lambda: ips_ready(lab, queues) or proc.poll() is not None, timeout=IPS_READY_SECONDS
+        ) or (proc.poll() is not None):
             raise RuntimeError(f"inline-ips did not start in the router (exit {proc.poll()}; log: {log})")
         yield proc
     finally:
