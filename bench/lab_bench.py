@@ -559,6 +559,10 @@ class Latency:
     max_us: float | None = None
     app_p99_us: float | None = None
     unjudged_share: float = 0.0
+    # bench/cpu_stalls.py on the router's CPU meanwhile: wake-ups late by 1 ms or more.
+    stalls: int | None = None
+    stall_max_ms: float | None = None
+    stalled_ms: float | None = None
     error: str = ""
 
     @property
@@ -893,6 +897,7 @@ class Bench:
                 str(self.seconds),
             ]
             before = self.snapshot()
+            stalls = self._stall_probe()
             cp = exec_in(
                 self.lab,
                 "client",
@@ -901,6 +906,8 @@ class Bench:
                 env=_env(),
                 timeout=self.seconds + 60,
             )
+            if stalls is not None:
+                self._stall_report(stalls, lat)
             try:
                 out, _ = recv.communicate(timeout=5)
             except subprocess.TimeoutExpired:
@@ -926,6 +933,40 @@ class Bench:
                 recv.kill()
                 recv.wait(timeout=5)
         return lat
+
+    def _stall_probe(self) -> subprocess.Popen[str] | None:
+        """bench/cpu_stalls.py on the router's CPU (root namespace: a CPU is not namespaced), running."""
+        cpus = self.placement.router_one
+        if not cpus:
+            return None  # unpinned: no one CPU the router runs on
+        argv = [sys.executable, "-m", "bench.cpu_stalls", "--seconds", str(self.seconds + 60)]
+        proc = subprocess.Popen(
+            _taskset(cpus, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+            env=_env(),
+        )
+        assert proc.stdout is not None
+        if '"ready"' not in proc.stdout.readline():
+            proc.kill()
+            proc.wait(timeout=5)
+            return None
+        return proc
+
+    @staticmethod
+    def _stall_report(proc: subprocess.Popen[str], lat: Latency) -> None:
+        proc.terminate()  # SIGTERM: it reports what it saw so far
+        try:
+            out, _ = proc.communicate(timeout=10)
+            r = json.loads(out.strip().splitlines()[-1])
+            lat.stalls = int(r["stalls"])
+            lat.stall_max_ms, lat.stalled_ms = _num(r.get("stall_max_ms")), _num(r.get("stalled_ms"))
+        except (subprocess.TimeoutExpired, ValueError, KeyError, IndexError):
+            proc.kill()
+            proc.wait(timeout=5)
 
     def spread_sources(self, queues: int) -> list[str]:
         """Client addresses whose UDP flows to the server land on different queues (one per queue, cycled).
@@ -1121,6 +1162,7 @@ class Report:
                 f"every packet judged, p99 minus kernel forwarding's p99, {held} "
                 f"(with flow bypass: {'-' if p99c is None else f'{p99c:.0f} µs'}; the accept-all ceiling "
                 f"itself adds {'-' if p99_ceiling is None else f'{p99_ceiling:.0f} µs'})"
+                + _stall_text(lat, self.lat(KERNEL))
                 + (
                     "; NOT at half the ceiling's rate: --latency-rate set it"
                     if self.latency_rate_given
@@ -1270,6 +1312,9 @@ class Report:
             "added p99 µs",
             "loss %",
             "unjudged %",
+            "router CPU stalls ≥1 ms",
+            "longest stall ms",
+            "stalled ms",
         ]
         rows = []
         for key in ALL_CONFIGS:
@@ -1288,6 +1333,9 @@ class Report:
                     "-" if key == KERNEL else _f(a99, 0),
                     _f(x.loss_percent, 2),
                     "-" if key == KERNEL else f"{100 * x.unjudged_share:.1f}",
+                    "-" if x.stalls is None else f"{x.stalls:,}",
+                    _f(x.stall_max_ms, 1),
+                    _f(x.stalled_ms, 0),
                 ]
             )
         return head, rows
@@ -1382,6 +1430,11 @@ class Report:
             f"{MIN_JUDGED_FOR_CPU:,} judged); `RSS MB`: VmRSS summed over the process tree after the load.",
             "- Latency: one-way, kernel receive timestamp at the server minus the sender's clock just before "
             "`send`, first 0.2 s left out; added = the configuration's percentile minus kernel forwarding's.",
+            "- Router CPU stalls: meanwhile `bench/cpu_stalls.py` (SCHED_FIFO, pinned to the router's CPU) "
+            "wakes every millisecond; a wake-up late by 1 ms or more is a stall, a time the CPU could not "
+            "run a task that was ready (the hypervisor, or the kernel, had it). Every packet queued to a "
+            "process on that CPU waits through it, whatever the process; kernel forwarding's row runs the "
+            "same probe on the same idle CPU, for reference.",
         ]
         for m in self.results:
             if m.bypassed and m.forwarded and m.load in (UDP, TCP):
@@ -1616,7 +1669,23 @@ def _lat_summary(x: Latency) -> str:
     if x.error:
         return f"ERROR {x.error}"
     held = f"{x.achieved_rate:,.0f}/s held"
-    return f"{held}, p50 {_f(x.p50_us, 0)} µs, p99 {_f(x.p99_us, 0)} µs, max {_f(x.max_us, 0)} µs"
+    out = f"{held}, p50 {_f(x.p50_us, 0)} µs, p99 {_f(x.p99_us, 0)} µs, max {_f(x.max_us, 0)} µs"
+    if x.stalls is not None:
+        out += f", router CPU stalls {x.stalls} (longest {_f(x.stall_max_ms, 1)} ms)"
+    return out
+
+
+def _stall_text(judged: Latency | None, kernel: Latency | None) -> str:
+    """What the router's CPU stalls were during the judged latency run (and kernel forwarding's)."""
+    if judged is None or judged.stalls is None:
+        return ""
+    out = (
+        f"; the router's CPU stalled {judged.stalls} times for 1 ms or more meanwhile "
+        f"(longest {_f(judged.stall_max_ms, 1)} ms, {_f(judged.stalled_ms, 0)} ms in all)"
+    )
+    if kernel is not None and kernel.stalls is not None:
+        out += f", and {kernel.stalls} times during kernel forwarding's run, with nothing on it"
+    return out
 
 
 def _config_list(text: str) -> list[str]:

@@ -90,7 +90,7 @@ def summarize(delays_ns: Sequence[int]) -> dict[str, float]:
     }
 
 
-def _low_timer_slack() -> None:
+def low_timer_slack() -> None:
     """Ask for 1 ns of timer slack (default 50 µs), so short sleeps end when asked."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -103,7 +103,7 @@ def send(dst: str, port: int, rate: float, seconds: float, src: str | None = Non
     """Pace datagrams to dst:port; returns what was sent and the rate held."""
     if rate <= 0 or seconds <= 0:
         raise ValueError("rate and seconds must be positive")
-    _low_timer_slack()
+    low_timer_slack()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     if src:
         sock.bind((src, 0))

@@ -331,6 +331,24 @@ def test_markdown_has_a_table_per_load_latency_targets_and_the_command() -> None
     assert json.loads(json.dumps(doc))["targets"][2]["met"] is True
 
 
+def test_router_cpu_stalls_are_shown_beside_the_latency_they_explain() -> None:
+    r = _report(10.0, 20.0)
+    judged, kernel = r.lat(lb.IPS_JUDGED), r.lat(lb.KERNEL)
+    assert judged is not None and kernel is not None
+    judged.stalls, judged.stall_max_ms, judged.stalled_ms = 12, 8.5, 41.0
+    kernel.stalls, kernel.stall_max_ms, kernel.stalled_ms = 7, 6.5, 20.0
+    t4 = next(how for t, _, how, _ in r.targets() if t.startswith("4."))
+    assert "the router's CPU stalled 12 times for 1 ms or more meanwhile (longest 8.5 ms, 41 ms in all)" in t4
+    assert "and 7 times during kernel forwarding's run, with nothing on it" in t4
+    md = r.markdown()
+    row = next(line for line in md.splitlines() if line.startswith(f"| {lb.NAMES[lb.IPS_JUDGED]} | 48,000"))
+    assert [c.strip() for c in row.strip("|").split("|")][-3:] == ["12", "8.5", "41"]
+    ceiling = next(line for line in md.splitlines() if line.startswith(f"| {lb.NAMES[lb.CEILING]} | 49,000"))
+    assert ceiling.rstrip().endswith("| - | - | - |")  # not probed (unpinned): no figure, not 0
+    no_probe = _report(10.0, 20.0)
+    assert "stalled" not in next(how for t, _, how, _ in no_probe.targets() if t.startswith("4."))
+
+
 def test_arguments_quick_means_short_and_without_et() -> None:
     a = lb.parse_args(["--quick"])
     assert (a.seconds, a.no_et) == (lb.QUICK_SECONDS, True)
@@ -371,6 +389,8 @@ def test_smoke_run_in_the_lab_writes_the_section_and_every_configuration_deliver
         assert r["delivered_pps"] > 0, (key, r)
         if key in (lb.CEILING, lb.IPS_JUDGED, lb.IPS_W2):
             assert r["judged"] > 0, (key, r)  # every packet goes through the queue
+    if len(os.sched_getaffinity(0)) >= 2:  # pinned: the router's CPU was probed for stalls
+        assert all(x["stalls"] is not None for x in doc["latencies"]), doc["latencies"]
     text = md.read_text(encoding="utf-8")
     assert text.count(lb.SECTION) == 1
     before, _, section = text.partition(lb.SECTION)
