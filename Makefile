@@ -47,8 +47,8 @@ bench: setup
 bench-instructions: setup
 	$(PY) -m bench.instructions --markdown bench/RESULTS.md
 
-# Inline in the namespace lab (root, about 6 minutes): replaces only its own section
-# of bench/RESULTS.md (each benchmark keeps the others' sections).
+# Inline in the namespace lab (root; three rounds, about 20 minutes): replaces only its own
+# section of bench/RESULTS.md (each benchmark keeps the others' sections).
 bench-lab: setup
 	$(PY) -m bench.lab_bench --markdown bench/RESULTS.md
 

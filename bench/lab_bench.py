@@ -40,8 +40,14 @@ under each load:
 
 and the **one-way latency** of paced UDP datagrams (``python -m
 bench.udp_latency``) at half the ceiling's UDP rate, against kernel
-forwarding's. Each load runs a margin (1 s) longer on both sides than the
+forwarding's, with the router's CPU probed for stalls meanwhile (``python -m
+bench.cpu_stalls``: how often, and how long, that CPU could not run a task
+that was ready). Each load runs a margin (1 s) longer on both sides than the
 ``--seconds`` counted in its middle, so start-up and wind-down stay out.
+
+Rounds (``--rounds``, 3): all of that, N times in turn, the paced and latency
+rates kept from the first; the tables give medians over the rounds, and each
+target the round with the median deciding figure (:meth:`Report.targets`).
 
 The figures, from kernel counters wherever there is one:
 
@@ -81,8 +87,8 @@ What it does not measure: real NICs, IPv6, attack traffic, TLS, packet
 sizes other than 64 bytes for UDP, the EVE outputs beyond the file, more
 than two workers, or anything that needs a quiet machine: the senders,
 receivers and router share the host's cores with whatever else runs, so
-compare rows of one run, and run it again before believing a small
-difference.
+compare rows of one run, and look at the rounds' spread before believing a
+small difference.
 
 Run: ``.venv/bin/python -m bench.lab_bench --markdown bench/RESULTS.md`` (root;
 ``--quick`` for a smoke run). ``--markdown`` replaces only the section
@@ -98,15 +104,16 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from bench import results_file
 from bench.udp_latency import DEFAULT_PORT as LATENCY_PORT
@@ -123,6 +130,9 @@ SECTION = "## Inline in the lab"
 
 DEFAULT_SECONDS = 10
 QUICK_SECONDS = 2
+# This 2-vCPU VM's speed drifts by 10-30% over minutes, which one pass of the
+# configurations mistakes for differences between them: three passes, medians.
+DEFAULT_ROUNDS = 3
 DEFAULT_SENDERS = 2
 HTTP_WORKERS = 4
 HTTP_SOURCES = 16  # client addresses the HTTP load rotates over
@@ -517,6 +527,7 @@ class Measurement:
     error: str = ""
     note: str = ""
     offered_pps: float | None = None  # PACED: the rate the senders were asked for
+    round_no: int = 1  # which round of --rounds measured it (0: a median of rounds)
 
     @property
     def figure(self) -> float:
@@ -564,6 +575,7 @@ class Latency:
     stall_max_ms: float | None = None
     stalled_ms: float | None = None
     error: str = ""
+    round_no: int = 1
 
     @property
     def loss_percent(self) -> float | None:
@@ -1045,6 +1057,7 @@ class Report:
     latency_rate: float = 0.0
     latency_rate_given: bool = False  # --latency-rate, not half the ceiling's
     paced_rate: float = 0.0  # PACED: datagrams/s asked of the 1- and 2-worker rows
+    rounds: int = 1  # every configuration under every load this many times in turn (--rounds)
 
     def get(self, config: str, load: str) -> Measurement | None:
         return next((m for m in self.results if m.config == config and m.load == load), None)
@@ -1108,9 +1121,63 @@ class Report:
             return None
         return c.cpu_per_mpkt / m.cpu_per_mpkt
 
+    def in_round(self, n: int) -> Report:
+        """This report with round ``n``'s measurements only."""
+        return replace(
+            self,
+            results=[m for m in self.results if m.round_no == n],
+            latencies=[x for x in self.latencies if x.round_no == n],
+            rounds=1,
+        )
+
+    def median(self) -> Report:
+        """One measurement per configuration and load: each figure the median of its rounds."""
+        if self.rounds <= 1:
+            return self
+        results: dict[tuple[str, str], list[Measurement]] = {}
+        for m in self.results:
+            results.setdefault((m.config, m.load), []).append(m)
+        lats: dict[str, list[Latency]] = {}
+        for x in self.latencies:
+            lats.setdefault(x.config, []).append(x)
+        return replace(
+            self,
+            results=[_median_of(ms) for ms in results.values()],
+            latencies=[_median_of(xs) for xs in lats.values()],
+            rounds=1,
+        )
+
     def targets(self) -> list[tuple[str, str, str, bool | None]]:
-        """(target, measured, basis, met) for the issue's five targets."""
+        """(target, measured, basis, met) for the issue's five targets.
+
+        Over several rounds, each target's row is the round whose deciding
+        figure is the median (the lower of the middle two for an even count):
+        every number in the row comes from that one round, and the basis lists
+        every round's deciding figure.
+        """
+        if self.rounds <= 1:
+            return [t[:4] for t in self._round_targets()]
+        per = [self.in_round(n)._round_targets() for n in range(1, self.rounds + 1)]
         out: list[tuple[str, str, str, bool | None]] = []
+        for i in range(len(per[0])):
+            rows = [(n, p[i]) for n, p in enumerate(per, start=1)]
+            have = sorted(((n, t) for n, t in rows if t[4] is not None), key=lambda nt: nt[1][4] or 0.0)
+            spread = ", ".join(t[5] for _, t in rows)
+            if not have:
+                t = rows[0][1]
+                out.append((t[0], t[1], f"{t[2]}; no round measured it ({spread})", None))
+                continue
+            n, t = have[(len(have) - 1) // 2]
+            how = (
+                f"{t[2]}; round {n} of {self.rounds}, the median of the rounds' deciding figures "
+                f"(by round: {spread})"
+            )
+            out.append((t[0], t[1], how, t[3]))
+        return out
+
+    def _round_targets(self) -> list[tuple[str, str, str, bool | None, float | None, str]]:
+        """(target, measured, basis, met, deciding figure, that figure as text) for this round."""
+        out: list[tuple[str, str, str, bool | None, float | None, str]] = []
 
         def fmt(v: float | None) -> str:
             return "-" if v is None else f"{v:.3f}"
@@ -1140,7 +1207,16 @@ class Report:
                 share = 100 * m.judged / (m.delivered_pps * m.seconds)
                 how += f"; flow bypass on, {share:.0f}% of delivered judged"
             decide = core if limited else r
-            out.append((target, fmt(r), how + caveat, None if decide is None else decide >= floor))
+            out.append(
+                (
+                    target,
+                    fmt(r),
+                    how + caveat,
+                    None if decide is None else decide >= floor,
+                    decide,
+                    fmt(decide) + (" per core" if limited and decide is not None else ""),
+                )
+            )
         r3 = self.ratio(IPS, TCP, KERNEL)
         out.append(
             (
@@ -1148,6 +1224,8 @@ class Report:
                 fmt(r3),
                 "TCP bulk, inspected bits/s delivered, default rules with flow bypass ÷ kernel forwarding",
                 met(r3, lambda v: v >= 0.80),
+                r3,
+                fmt(r3),
             )
         )
         _, p99 = self.added(IPS_JUDGED)
@@ -1158,10 +1236,10 @@ class Report:
         out.append(
             (
                 "4. added latency p99 under 1 ms at half the ceiling's rate",
-                "-" if p99 is None else f"{p99:.0f} µs",
+                "-" if p99 is None else f"{p99:,.0f} µs",
                 f"every packet judged, p99 minus kernel forwarding's p99, {held} "
-                f"(with flow bypass: {'-' if p99c is None else f'{p99c:.0f} µs'}; the accept-all ceiling "
-                f"itself adds {'-' if p99_ceiling is None else f'{p99_ceiling:.0f} µs'})"
+                f"(with flow bypass: {'-' if p99c is None else f'{p99c:,.0f} µs'}; the accept-all ceiling "
+                f"itself adds {'-' if p99_ceiling is None else f'{p99_ceiling:,.0f} µs'})"
                 + _stall_text(lat, self.lat(KERNEL))
                 + (
                     "; NOT at half the ceiling's rate: --latency-rate set it"
@@ -1169,6 +1247,8 @@ class Report:
                     else ""
                 ),
                 None if p99 is None else p99 < 1000,
+                p99,
+                "-" if p99 is None else f"{p99:,.0f} µs",
             )
         )
         r5 = self.judged_ratio(IPS_W2, IPS_JUDGED, PACED)
@@ -1182,6 +1262,8 @@ class Report:
                 f"under the unpaced flood, where the senders take every cycle the second worker "
                 f"could use: {fmt(flood)}",
                 met(r5, lambda v: v > 1.0),
+                r5,
+                fmt(r5),
             )
         )
         return out
@@ -1189,18 +1271,21 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         """Everything, with the derived figures, for ``--json``."""
         doc = asdict(self)
+        views = {n: self.in_round(n) for n in range(1, self.rounds + 1)} if self.rounds > 1 else {1: self}
         for row, m in zip(doc["results"], self.results, strict=True):
+            view = views.get(m.round_no, self)
             row.update(
                 figure=m.figure,
                 inspected=m.inspected,
                 unjudged_share=m.unjudged_share,
                 cpu_percent=m.cpu_percent,
                 cpu_per_mpkt=m.cpu_per_mpkt,
-                ratio_ceiling=self.ratio(m.config, m.load, CEILING),
-                ratio_kernel=self.ratio(m.config, m.load, KERNEL),
+                ratio_ceiling=view.ratio(m.config, m.load, CEILING),
+                ratio_kernel=view.ratio(m.config, m.load, KERNEL),
             )
         for row, x in zip(doc["latencies"], self.latencies, strict=True):
-            row.update(zip(("added_p50_us", "added_p99_us"), self.added(x.config), strict=True))
+            view = views.get(x.round_no, self)
+            row.update(zip(("added_p50_us", "added_p99_us"), view.added(x.config), strict=True))
         doc["targets"] = [{"target": t, "measured": v, "how": h, "met": ok} for t, v, h, ok in self.targets()]
         return doc
 
@@ -1359,17 +1444,25 @@ class Report:
             "its counted interval",
             f"- ET Open: {self.et}",
         ]
+        if self.rounds > 1:
+            out.append(
+                f"- Rounds: {self.rounds}, each every configuration under every load in turn. The tables "
+                "give each figure's median over the rounds (derived columns are worked out from those "
+                "medians); each target's row is one round's, the round with the median deciding figure, "
+                "and lists every round's"
+            )
+        view = self.median()
         for load in LOADS:
             out += ["", f"### {LOAD_TITLES[load]}", ""]
-            out += _md_table(*self._rows(load))
-        if any(m.load == PACED for m in self.results):
+            out += _md_table(*view._rows(load))
+        if any(m.load == PACED for m in view.results):
             out += [
                 "",
                 f"### 64-byte UDP paced at {self.paced_rate:,.0f} datagrams/s ({PACED_FACTOR:g} times what "
                 "one worker judged of the flood): one worker and two",
                 "",
             ]
-            out += _md_table(*self._paced_rows())
+            out += _md_table(*view._paced_rows())
         out += [
             "",
             f"### Latency at {self.latency_rate:,.0f} datagrams/s asked ("
@@ -1377,7 +1470,7 @@ class Report:
             + ")",
             "",
         ]
-        out += _md_table(*self._latency_rows())
+        out += _md_table(*view._latency_rows())
         out += ["", "### Targets", ""]
         out += _md_table(
             ["target", "measured", "how", "met"],
@@ -1388,7 +1481,7 @@ class Report:
             numeric=False,
         )
         out += ["", "### Notes", ""]
-        out += self._notes()
+        out += view._notes(self.starved())
         return "\n".join(out) + "\n"
 
     def starved(self) -> list[str]:
@@ -1404,16 +1497,17 @@ class Report:
                 continue
             lost = m.loss_percent or 0.0
             if lost > 1.0 or m.unjudged_share > 0.01:
+                where = f" (round {m.round_no})" if self.rounds > 1 else ""
                 out.append(
-                    f"{NAMES[m.config]}, {m.load}: {lost:.1f}% lost and {100 * m.unjudged_share:.1f}% "
+                    f"{NAMES[m.config]}, {m.load}{where}: {lost:.1f}% lost and {100 * m.unjudged_share:.1f}% "
                     f"unjudged while the router's process used {m.cpu_percent:.0f}% of a CPU"
                 )
         return out
 
-    def _notes(self) -> list[str]:
+    def _notes(self, warnings: Sequence[str]) -> list[str]:
         notes = [
             f"- **Warning**: {w}: another process probably took its CPU; measure again on a quiet machine."
-            for w in self.starved()
+            for w in warnings
         ]
         notes += [
             "- `delivered`: UDP datagrams counted (and dropped) by a raw-table rule as they enter the "
@@ -1472,6 +1566,35 @@ class Report:
                     extra += f"; {info.blocked_hosts} host(s) in the kernel blocklist at the end"
                 notes.append(f"- {NAMES[key]}: ready {info.start_seconds:.1f} s after start{extra}.")
         return notes
+
+
+_Row = TypeVar("_Row", Measurement, Latency)
+
+
+def _median_of(rows: Sequence[_Row]) -> _Row:
+    """One row from several rounds' rows of the same configuration (and load): the median of
+    each number (of the rounds that have one; whole numbers stay whole), the distinct texts
+    joined, lists merged, and per-queue counts by queue."""
+    first = rows[0]
+    if len(rows) == 1:
+        return first
+    changes: dict[str, Any] = {"round_no": 0}
+    for f in fields(first):
+        if f.name in ("config", "load", "round_no"):
+            continue
+        values = [getattr(r, f.name) for r in rows]
+        nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if nums:
+            med = statistics.median(nums)
+            changes[f.name] = round(med) if all(isinstance(v, int) for v in nums) else float(med)
+        elif all(isinstance(v, str) for v in values):
+            changes[f.name] = "; ".join(v for v in dict.fromkeys(values) if v)
+        elif all(isinstance(v, list) for v in values):
+            changes[f.name] = list(dict.fromkeys(x for v in values for x in v))
+        elif all(isinstance(v, dict) for v in values):
+            keys = dict.fromkeys(k for v in values for k in v)
+            changes[f.name] = {k: round(statistics.median(v.get(k, 0) for v in values)) for k in keys}
+    return replace(first, **changes)
 
 
 def _f(v: float | None, digits: int) -> str:
@@ -1574,6 +1697,7 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: TextIO = sys.stderr)
         margin=QUICK_MARGIN if args.quick else MARGIN,
         placement=placement.describe(),
         et="-",
+        rounds=args.rounds,
     )
     if et_dir is None:
         report.et = (
@@ -1591,59 +1715,78 @@ def run(args: argparse.Namespace, argv: Sequence[str], out: TextIO = sys.stderr)
         try:
             bench.prepare(svc)
             default_sources = bench.sources[: args.senders]
-            for key in configs:
-                info = report.configs.setdefault(key, ConfigInfo(key))
-                if key == IPS_ET and not et_files:
-                    info.skipped = report.et
-                    say(f"{NAMES[key]}: {report.et}")
-                    continue
-                argv_r = (
-                    None if key == KERNEL else router_argv(key, lab, args.rules, et_files, args.busy_poll_us)
-                )
-                workers = 2 if key == IPS_W2 else 1
-                say(f"{NAMES[key]}: starting")
-                try:
-                    with _router(bench, key, argv_r, workers, info):
-                        info.ran = True
-                        sources = bench.spread_sources(2) if key == IPS_W2 else default_sources
-                        for load in LOADS:
-                            m = bench.measure(key, load, sources)
-                            report.results.append(m)
-                            say(f"  {load}: {_summary(m)}")
-                        if key == IPS_JUDGED:
-                            report.paced_rate = report.choose_paced_rate()
-                        if key in (IPS_JUDGED, IPS_W2) and report.paced_rate > 0:
-                            m = bench.measure(key, PACED, sources, report.paced_rate)
-                            report.results.append(m)
-                            say(f"  {PACED} at {report.paced_rate:,.0f}/s: {_summary(m)}")
-                        if key == CEILING and not report.latency_rate:
-                            report.latency_rate = _latency_rate(report)
-                        if (key != KERNEL or report.latency_rate_given) and report.latency_rate > 0:
-                            x = bench.latency(key, report.latency_rate)
-                            report.latencies.append(x)
-                            say(f"  latency at {report.latency_rate:,.0f}/s: {_lat_summary(x)}")
-                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-                    # One configuration failing (it did not start, a tool hung) leaves the others' figures.
-                    info.error = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-                    say(f"  failed: {e}")
-                if key != KERNEL:
-                    info.eve, info.top_alerts = _eve_summary(lab.workdir / f"eve-{key}.json")
-                if (
-                    key == CEILING
-                    and KERNEL in configs
-                    and report.latency_rate > 0
-                    and not report.latency_rate_given
-                ):
-                    # Kernel forwarding's latency needs the ceiling's rate, and nothing of the
-                    # ceiling in the router any more: its process has stopped and its rules are gone.
-                    k = bench.latency(KERNEL, report.latency_rate)
-                    report.latencies.append(k)
-                    say(f"  latency, {NAMES[KERNEL]}, at {report.latency_rate:,.0f}/s: {_lat_summary(k)}")
+            for rnd in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    say(f"round {rnd} of {args.rounds}")
+                _one_round(report, bench, rnd, configs, args, et_files, default_sources, say)
             if report.latency_rate <= 0:
                 say("no ceiling rate (and no --latency-rate): latency left out")
         finally:
             bench.close()
     return report
+
+
+def _one_round(
+    report: Report,
+    bench: Bench,
+    rnd: int,
+    configs: Sequence[str],
+    args: argparse.Namespace,
+    et_files: Sequence[Path],
+    default_sources: Sequence[str],
+    say: Callable[[str], None],
+) -> None:
+    """Every configuration under every load once, appended to ``report`` as round ``rnd``.
+
+    The paced and latency rates are chosen in the first round and kept, so the rounds
+    measure the same thing.
+    """
+    lab = bench.lab
+    for key in configs:
+        info = report.configs.setdefault(key, ConfigInfo(key))
+        if key == IPS_ET and not et_files:
+            info.skipped = report.et
+            say(f"{NAMES[key]}: {report.et}")
+            continue
+        argv_r = None if key == KERNEL else router_argv(key, lab, args.rules, et_files, args.busy_poll_us)
+        workers = 2 if key == IPS_W2 else 1
+        say(f"{NAMES[key]}: starting")
+        try:
+            with _router(bench, key, argv_r, workers, info):
+                info.ran = True
+                sources = bench.spread_sources(2) if key == IPS_W2 else default_sources
+                for load in LOADS:
+                    m = bench.measure(key, load, sources)
+                    m.round_no = rnd
+                    report.results.append(m)
+                    say(f"  {load}: {_summary(m)}")
+                if key == IPS_JUDGED and not report.paced_rate:
+                    report.paced_rate = report.choose_paced_rate()
+                if key in (IPS_JUDGED, IPS_W2) and report.paced_rate > 0:
+                    m = bench.measure(key, PACED, sources, report.paced_rate)
+                    m.round_no = rnd
+                    report.results.append(m)
+                    say(f"  {PACED} at {report.paced_rate:,.0f}/s: {_summary(m)}")
+                if key == CEILING and not report.latency_rate:
+                    report.latency_rate = _latency_rate(report)
+                if (key != KERNEL or report.latency_rate_given) and report.latency_rate > 0:
+                    x = bench.latency(key, report.latency_rate)
+                    x.round_no = rnd
+                    report.latencies.append(x)
+                    say(f"  latency at {report.latency_rate:,.0f}/s: {_lat_summary(x)}")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            # One configuration failing (it did not start, a tool hung) leaves the others' figures.
+            info.error = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+            say(f"  failed: {e}")
+        if key != KERNEL:
+            info.eve, info.top_alerts = _eve_summary(lab.workdir / f"eve-{key}.json")
+        if key == CEILING and KERNEL in configs and report.latency_rate > 0 and not report.latency_rate_given:
+            # Kernel forwarding's latency needs the ceiling's rate, and nothing of the
+            # ceiling in the router any more: its process has stopped and its rules are gone.
+            k = bench.latency(KERNEL, report.latency_rate)
+            k.round_no = rnd
+            report.latencies.append(k)
+            say(f"  latency, {NAMES[KERNEL]}, at {report.latency_rate:,.0f}/s: {_lat_summary(k)}")
 
 
 def _latency_rate(report: Report) -> float:
@@ -1680,12 +1823,16 @@ def _stall_text(judged: Latency | None, kernel: Latency | None) -> str:
     if judged is None or judged.stalls is None:
         return ""
     out = (
-        f"; the router's CPU stalled {judged.stalls} times for 1 ms or more meanwhile "
+        f"; the router's CPU stalled {_times(judged.stalls)} for 1 ms or more meanwhile "
         f"(longest {_f(judged.stall_max_ms, 1)} ms, {_f(judged.stalled_ms, 0)} ms in all)"
     )
     if kernel is not None and kernel.stalls is not None:
-        out += f", and {kernel.stalls} times during kernel forwarding's run, with nothing on it"
+        out += f", and {_times(kernel.stalls)} during kernel forwarding's run, with nothing on it"
     return out
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n:,} times"
 
 
 def _config_list(text: str) -> list[str]:
@@ -1739,6 +1886,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         metavar="US",
         help="pass --busy-poll-us US to every inline-ips configuration (default: inline-ips's own default)",
     )
+    ap.add_argument(
+        "--rounds",
+        type=results_file.positive_int,
+        help=f"measure every configuration under every load this many times in turn, and report "
+        f"medians (default {DEFAULT_ROUNDS}; 1 with --quick)",
+    )
     ap.add_argument("--prefix", default="lbench", help="lab namespace prefix (default lbench)")
     ap.add_argument(
         "--markdown",
@@ -1751,6 +1904,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.seconds is None:
         args.seconds = QUICK_SECONDS if args.quick else DEFAULT_SECONDS
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else DEFAULT_ROUNDS
     if args.quick:
         args.no_et = True
     if args.senders + 1 > CANDIDATE_SOURCES:

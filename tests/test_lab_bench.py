@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -287,7 +288,7 @@ def test_targets_say_met_or_not_and_fall_back_to_cpu_per_packet_when_the_senders
     assert saturated["3."] == ("0.900", True)
     assert saturated["4."] == ("800 µs", True)
     t4 = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("4."))
-    assert "the accept-all ceiling itself adds 1200 µs" in t4
+    assert "the accept-all ceiling itself adds 1,200 µs" in t4
     assert saturated["5."] == ("1.500", True)  # the paced load decides; the flood's 1.1 is quoted
     flood = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("5."))
     assert "paced at 90,000/s" in flood and "unpaced flood" in flood and "1.100" in flood
@@ -349,10 +350,67 @@ def test_router_cpu_stalls_are_shown_beside_the_latency_they_explain() -> None:
     assert "stalled" not in next(how for t, _, how, _ in no_probe.targets() if t.startswith("4."))
 
 
+def _three_rounds() -> lb.Report:
+    """_report's figures three times, the IPS's UDP unjudged share and p99 differing by round."""
+    base = _report(ceiling_cpu=10.0, ceiling_loss=20.0)
+    r = replace(base, results=[], latencies=[], rounds=3)
+    # Unjudged 900k, 300k, 600k of 1.5M forwarded: 0.600, 1.200, 0.900 of the ceiling.
+    for n, unjudged in ((1, 900_000), (2, 300_000), (3, 600_000)):
+        for m in base.results:
+            r.results.append(replace(m, round_no=n))
+            if (m.config, m.load) == (lb.IPS_JUDGED, lb.UDP):
+                r.results[-1].unjudged = unjudged
+        for x in base.latencies:
+            extra = 100.0 * n if x.config == lb.IPS_JUDGED else 0.0  # added p99 900, 1000, 1100 µs
+            r.latencies.append(replace(x, round_no=n, p99_us=(x.p99_us or 0.0) + extra))
+    return r
+
+
+def test_over_rounds_each_target_is_the_round_with_the_median_figure() -> None:
+    r = _three_rounds()
+    t = {name[:2]: (v, how, ok) for name, v, how, ok in r.targets()}
+    v, how, ok = t["1."]
+    assert (v, ok) == ("0.900", True)
+    assert "round 3 of 3" in how and "(by round: 0.600, 1.200, 0.900)" in how
+    v, how, ok = t["4."]
+    assert (v, ok) == ("1,000 µs", False)  # not under 1 ms
+    assert "round 2 of 3" in how and "(by round: 900 µs, 1,000 µs, 1,100 µs)" in how
+    assert t["2."][0] == "-" and "no round measured it" in t["2."][1]
+    assert r.in_round(2).ratio(lb.IPS_JUDGED, lb.UDP, lb.CEILING) == pytest.approx(1.2)
+
+
+def test_over_rounds_the_tables_give_medians_and_the_json_every_round() -> None:
+    r = _three_rounds()
+    md = r.markdown()
+    assert "- Rounds: 3, each every configuration under every load in turn." in md
+    row = next(line for line in md.splitlines() if line.startswith(f"| {lb.NAMES[lb.IPS_JUDGED]} | 150,000"))
+    assert [c.strip() for c in row.strip("|").split("|")][5:7] == ["40.0", "0.900"]  # median unjudged
+    lat = next(line for line in md.splitlines() if line.startswith(f"| {lb.NAMES[lb.IPS_JUDGED]} | 48,000"))
+    assert [c.strip() for c in lat.strip("|").split("|")][3] == "1,005"  # median p99
+    doc = json.loads(json.dumps(r.to_json()))
+    ratios = [
+        x["ratio_ceiling"] for x in doc["results"] if (x["config"], x["load"]) == (lb.IPS_JUDGED, lb.UDP)
+    ]
+    assert ratios == pytest.approx([0.6, 1.2, 0.9])  # each against its own round's ceiling
+    assert [x["round_no"] for x in doc["latencies"]].count(2) == 3
+
+
+def test_median_of_rounds_keeps_whole_numbers_and_merges_the_rest() -> None:
+    a = _m(lb.IPS_W2, lb.UDP, 100.0, 10, 1.0)
+    a.per_queue, a.blocked, a.error = {0: 10, 1: 20}, ["10.0.0.1"], ""
+    b = replace(a, judged=13, per_queue={0: 30}, blocked=["10.0.0.2"], error="tool hung", round_no=2)
+    c = replace(a, judged=20, cpu_seconds=None, error="tool hung", round_no=3)
+    m = lb._median_of([a, b, c])
+    assert (m.judged, m.cpu_seconds, m.round_no) == (13, 1.0, 0)  # cpu: median of the rounds with one
+    assert m.per_queue == {0: 10, 1: 20} and m.blocked == ["10.0.0.1", "10.0.0.2"]
+    assert m.error == "tool hung"
+
+
 def test_arguments_quick_means_short_and_without_et() -> None:
     a = lb.parse_args(["--quick"])
-    assert (a.seconds, a.no_et) == (lb.QUICK_SECONDS, True)
-    assert lb.parse_args([]).seconds == lb.DEFAULT_SECONDS
+    assert (a.seconds, a.no_et, a.rounds) == (lb.QUICK_SECONDS, True, 1)
+    assert (lb.parse_args([]).seconds, lb.parse_args([]).rounds) == (lb.DEFAULT_SECONDS, lb.DEFAULT_ROUNDS)
+    assert lb.parse_args(["--quick", "--rounds", "2"]).rounds == 2
     assert lb.parse_args(["--configs", "kernel,ceiling"]).configs == ["kernel", "ceiling"]
     with pytest.raises(SystemExit):
         lb.parse_args(["--configs", "kernel,bogus"])
