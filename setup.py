@@ -14,6 +14,13 @@ ext_modules = [
         optional=True,
         extra_compile_args=["-O2", "-Wall", "-Wextra"],
     ),
+    # The common case of FlowTable.lookup (fallback: the Python method, which it calls itself).
+    Extension(
+        "inline_ips._fastflow",
+        sources=["inline_ips/_fastflow.c"],
+        optional=True,
+        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+    ),
     # The NFQUEUE receive loop (recvmmsg, batch verdicts); fallback: NetfilterQueue's run_socket.
     Extension(
         "inline_ips.source._nfqloop",

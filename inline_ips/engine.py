@@ -114,6 +114,7 @@ class Engine:
     def __init__(self, rules: RuleSet, options: EngineOptions | None = None) -> None:
         self.options = opts = options or EngineOptions()
         self.flows = FlowTable(opts.flows)
+        self._lookup_flow = self.flows.fast_lookup()
         self.defrag = Defragmenter(max_datagrams=opts.defrag_max_datagrams, timeout=opts.defrag_timeout)
         self.blocklist = Blocklist(opts.blocklist_max)
         # Shared by every flow's HTTP/TLS/DNS parser: what they hold together is bounded.
@@ -227,7 +228,7 @@ class Engine:
 
             # Only TCP checksums are verified (and only they can disable checking in auto mode).
             csum_ok = self._checksum(pkt) if self._checksums and pkt.proto == PROTO_TCP else True
-            flow, to_server = self.flows.lookup(pkt, tcp_state=csum_ok)
+            flow, to_server = self._lookup_flow(pkt, csum_ok)
             if allowlist is not None:
                 # Either address allowlisted: the same for every packet of the flow, both ways.
                 cached = flow.allow_cache

@@ -8,12 +8,22 @@ per-protocol timeouts, so a spoofed-source flood costs bounded memory. Each
 direction keeps a bounded stream window (the tail of in-order TCP payload) so
 content split across segments is still found. Time is the packet's
 timestamp; nothing here reads a clock. This module does not inspect payloads.
+
+:meth:`FlowTable.lookup` is the specification; :meth:`FlowTable.fast_lookup`
+gives the engine the same function with its commonest case (a packet of a
+known, current flow that changes no TCP state) done by the optional compiled
+``inline_ips._fastflow`` (``_fastflow.c``), which hands every other packet to
+``lookup`` untouched. ``INLINE_IPS_PURE_FLOW=1`` turns the compiled part off.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from types import ModuleType
 from typing import Any
 
 from inline_ips.packet import ACK, FIN, PROTO_TCP, RST, SYN, Packet
@@ -183,6 +193,9 @@ def flow_key(pkt: Packet) -> FlowKey:
     return (pkt.ip_version, pkt.proto, src, sport, dst, dport)
 
 
+Lookup = Callable[[Packet, bool], tuple["Flow", bool]]
+
+
 class FlowTable:
     """All live flows, bounded by ``max_flows`` with LRU eviction and idle expiry."""
 
@@ -200,6 +213,16 @@ class FlowTable:
 
     def __len__(self) -> int:
         return len(self._flows)
+
+    def fast_lookup(self) -> Lookup:
+        """:meth:`lookup`, with the commonest case compiled when ``inline_ips._fastflow`` is built.
+
+        The caller keeps the function (the table does not: no reference cycle).
+        """
+        if _fastflow is None:
+            return self.lookup
+        state = (self._flows, self._flows.move_to_end, float(self._min_timeout), self.lookup)
+        return partial(_fastflow.lookup, state)
 
     def lookup(self, pkt: Packet, tcp_state: bool = True) -> tuple[Flow, bool]:
         """Find or create the packet's flow; return it and whether the packet goes to the server.
@@ -306,6 +329,25 @@ class FlowTable:
             self.stats["expired"] += 1
             _gone(flow)
             budget -= 1
+
+
+def _load_fastflow() -> tuple[ModuleType | None, str]:
+    if os.environ.get("INLINE_IPS_PURE_FLOW", "") not in ("", "0"):
+        return None, "INLINE_IPS_PURE_FLOW is set"
+    try:
+        from inline_ips import _fastflow as mod  # noqa: PLC0415 (optional extension)
+    except ImportError as exc:
+        return None, f"extension not available ({exc})"
+    try:
+        mod.setup(Flow, Packet, PROTO_TCP, SYN, ACK, FIN, RST)
+    except TypeError as exc:
+        return None, f"extension refused the Flow or Packet class ({exc})"
+    return mod, "compiled"
+
+
+_fastflow, FAST_FLOW_REASON = _load_fastflow()
+FAST_FLOW = _fastflow is not None
+"""True when :meth:`FlowTable.fast_lookup` uses the compiled common case."""
 
 
 def _gone(flow: Flow) -> None:
