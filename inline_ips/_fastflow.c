@@ -116,12 +116,13 @@ ff_lookup(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     if (key == NULL)
         return NULL;
     PyObject *result = NULL;
-    PyObject *flow = PyDict_GetItemWithError(flows, key); /* borrowed */
+    PyObject *flow = PyDict_GetItemWithError(flows, key);
     if (flow == NULL) {
         if (PyErr_Occurred())
             goto done;
         goto slow;
     }
+    Py_INCREF(flow); /* ours until done, whatever move_to_end or a comparison does to the table */
     if (Py_TYPE(flow) != flow_type)
         goto slow;
     PyObject *f[NFL];
@@ -248,6 +249,7 @@ ff_lookup(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 slow:
     result = slow_call(slow, pkt, tcp_state_obj);
 done:
+    Py_XDECREF(flow);
     Py_DECREF(key);
     return result;
 }
