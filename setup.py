@@ -21,6 +21,13 @@ ext_modules = [
         optional=True,
         extra_compile_args=["-O2", "-Wall", "-Wextra"],
     ),
+    # The common case of RateTracker.update (fallback: the Python method, which it calls itself).
+    Extension(
+        "inline_ips.detect._fastrate",
+        sources=["inline_ips/detect/_fastrate.c"],
+        optional=True,
+        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+    ),
     # The NFQUEUE receive loop (recvmmsg, batch verdicts); fallback: NetfilterQueue's run_socket.
     Extension(
         "inline_ips.source._nfqloop",

@@ -10,12 +10,21 @@ the same window, so a drop keeps applying while the flood lasts. The number
 of keys tracked per rule is capped (least recently used evicted, counted),
 and distinct sets stop growing at the threshold, so memory stays bounded
 whatever the traffic. Time is the packet's timestamp.
+
+:meth:`RateTracker.update` is the specification; when the optional compiled
+``inline_ips.detect._fastrate`` (``_fastrate.c``) is built, :meth:`RateEngine.evaluate`
+has it do the commonest case (a packet counted 1, keyed by source or by source and
+destination, into a window that is still open) and hand everything else to
+``update`` untouched. ``INLINE_IPS_PURE_RATE=1`` turns the compiled part off.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
 
 from inline_ips.detect.header import HeaderCheck
 from inline_ips.flow import Flow
@@ -87,6 +96,34 @@ _KEY_OF: dict[RateKey, Callable[[Packet, Flow], object]] = {
 }
 
 
+def fast_kind(measure: Measure, key_src: bool, key_src_dst: bool) -> int:
+    """The kind code _fastrate.c reads (0: a rule it does not do): which key, what is counted."""
+    base = {Measure.PACKETS: 1, Measure.DST_PORTS: 3, Measure.DST_HOSTS: 5}.get(measure, 0)
+    if not base or not (key_src or key_src_dst):
+        return 0
+    return base + (1 if key_src_dst else 0)
+
+
+def _load_fastrate() -> tuple[ModuleType | None, str]:
+    if os.environ.get("INLINE_IPS_PURE_RATE", "") not in ("", "0"):
+        return None, "INLINE_IPS_PURE_RATE is set"
+    try:
+        from inline_ips.detect import _fastrate as mod  # noqa: PLC0415 (optional extension)
+    except ImportError as exc:
+        return None, f"extension not available ({exc})"
+    try:
+        mod.setup(_Window, Packet)
+    except TypeError as exc:
+        return None, f"extension refused the _Window or Packet class ({exc})"
+    return mod, "compiled"
+
+
+_fastrate, FAST_RATE_REASON = _load_fastrate()
+FAST_RATE = _fastrate is not None
+"""True when rate rules that it can do are counted by the compiled ``_fastrate.update``."""
+_fast_update: Callable[..., int] = _fastrate.update if _fastrate is not None else (lambda *a: 0)
+
+
 class RateTracker:
     """The per-key windows of one rate rule."""
 
@@ -120,6 +157,18 @@ class RateTracker:
         # keys under a spoofed flood, measured), where popitem(last=False) is O(1).
         self.keys: OrderedDict[object, _Window] = OrderedDict()
         self.evicted = 0
+        # What _fastrate.update needs, or None when it cannot do this rule (or is not built).
+        kind = fast_kind(m, self.key_src, self.key_src_dst)
+        self.fast: tuple[Any, ...] | None = None
+        if _fastrate is not None and kind:
+            self.fast = (
+                self.keys,
+                self.keys.move_to_end,
+                kind,
+                float(self.window),
+                self.threshold,
+                RateTracker.update,
+            )
 
     def update(self, pkt: Packet, flow: Flow, to_server: bool) -> int:
         """Count the packet; return 0 (under), 1 (crossed now: alert) or 2 (still over)."""
@@ -227,7 +276,12 @@ class RateEngine:
             est = t.established
             if est is not None and flow.pkt_established != est:
                 continue
-            state = t.update(pkt, flow, to_server)
+            fast = t.fast
+            state = (
+                t.update(pkt, flow, to_server)
+                if fast is None
+                else _fast_update(fast, t, pkt, flow, to_server)
+            )
             if state:
                 if out is None:
                     out = []
