@@ -18,14 +18,13 @@ known, current flow that changes no TCP state) done by the optional compiled
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from types import ModuleType
 from typing import Any
 
+from inline_ips.compiled import load_twin
 from inline_ips.packet import ACK, FIN, PROTO_TCP, RST, SYN, Packet
 
 FlowKey = tuple[int, int, int, int, int, int]  # (version, proto, addr_a, port_a, addr_b, port_b)
@@ -331,21 +330,11 @@ class FlowTable:
             budget -= 1
 
 
-def _load_fastflow() -> tuple[ModuleType | None, str]:
-    if os.environ.get("INLINE_IPS_PURE_FLOW", "") not in ("", "0"):
-        return None, "INLINE_IPS_PURE_FLOW is set"
-    try:
-        from inline_ips import _fastflow as mod  # noqa: PLC0415 (optional extension)
-    except ImportError as exc:
-        return None, f"extension not available ({exc})"
-    try:
-        mod.setup(Flow, Packet, PROTO_TCP, SYN, ACK, FIN, RST)
-    except TypeError as exc:
-        return None, f"extension refused the Flow or Packet class ({exc})"
-    return mod, "compiled"
-
-
-_fastflow, FAST_FLOW_REASON = _load_fastflow()
+_fastflow, FAST_FLOW_REASON = load_twin(
+    "inline_ips._fastflow",
+    "INLINE_IPS_PURE_FLOW",
+    lambda m: m.setup(Flow, Packet, PROTO_TCP, SYN, ACK, FIN, RST),
+)
 FAST_FLOW = _fastflow is not None
 """True when :meth:`FlowTable.fast_lookup` uses the compiled common case."""
 

@@ -20,12 +20,11 @@ destination, into a window that is still open) and hand everything else to
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from types import ModuleType
 from typing import Any
 
+from inline_ips.compiled import load_twin
 from inline_ips.detect.header import HeaderCheck
 from inline_ips.flow import Flow
 from inline_ips.packet import ACK, PROTO_TCP, RST, SYN, Packet
@@ -104,21 +103,9 @@ def fast_kind(measure: Measure, key_src: bool, key_src_dst: bool) -> int:
     return base + (1 if key_src_dst else 0)
 
 
-def _load_fastrate() -> tuple[ModuleType | None, str]:
-    if os.environ.get("INLINE_IPS_PURE_RATE", "") not in ("", "0"):
-        return None, "INLINE_IPS_PURE_RATE is set"
-    try:
-        from inline_ips.detect import _fastrate as mod  # noqa: PLC0415 (optional extension)
-    except ImportError as exc:
-        return None, f"extension not available ({exc})"
-    try:
-        mod.setup(_Window, Packet)
-    except TypeError as exc:
-        return None, f"extension refused the _Window or Packet class ({exc})"
-    return mod, "compiled"
-
-
-_fastrate, FAST_RATE_REASON = _load_fastrate()
+_fastrate, FAST_RATE_REASON = load_twin(
+    "inline_ips.detect._fastrate", "INLINE_IPS_PURE_RATE", lambda m: m.setup(_Window, Packet)
+)
 FAST_RATE = _fastrate is not None
 """True when rate rules that it can do are counted by the compiled ``_fastrate.update``."""
 _fast_update: Callable[..., int] = _fastrate.update if _fastrate is not None else (lambda *a: 0)
