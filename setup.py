@@ -18,6 +18,7 @@ ext_modules = [
     Extension(
         "inline_ips._fastflow",
         sources=["inline_ips/_fastflow.c"],
+        depends=["inline_ips/_slots.h"],
         optional=True,
         extra_compile_args=["-O2", "-Wall", "-Wextra"],
     ),
@@ -25,6 +26,7 @@ ext_modules = [
     Extension(
         "inline_ips.detect._fastrate",
         sources=["inline_ips/detect/_fastrate.c"],
+        depends=["inline_ips/_slots.h"],
         optional=True,
         extra_compile_args=["-O2", "-Wall", "-Wextra"],
     ),

@@ -23,13 +23,10 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "_slots.h"
 #include <string.h>
 
-#ifndef Py_T_OBJECT_EX /* before 3.12 these live in structmember.h */
-#include "structmember.h"
-#define Py_T_OBJECT_EX T_OBJECT_EX
-#define Py_READONLY READONLY
-#endif
 
 enum { P_SRC, P_SPORT, P_DST, P_DPORT, P_IP_VERSION, P_PROTO, P_TS, P_RAW, P_PAYLOAD, P_TCP_FLAGS, NP };
 static const char *const pkt_names[NP] = {
@@ -51,8 +48,6 @@ static Py_ssize_t pkt_off[NP];
 static Py_ssize_t flow_off[NFL];
 static long proto_tcp, flag_syn, flag_ack, flag_fin, flag_rst;
 static PyObject *one = NULL;
-
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 /* Replace a slot's value with a new reference to v. */
 static inline void
@@ -254,31 +249,6 @@ done:
     return result;
 }
 
-static int
-offsets_of(PyTypeObject *cls, const char *const names[], int n, Py_ssize_t *out)
-{
-    if (cls->tp_dict == NULL) {
-        PyErr_Format(PyExc_TypeError, "_fastflow.setup: %s has no type dict", cls->tp_name);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        PyObject *descr = PyDict_GetItemString(cls->tp_dict, names[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) || PyDescr_TYPE(descr) != cls) {
-            PyErr_Format(PyExc_TypeError, "_fastflow.setup: %s has no slot %s", cls->tp_name, names[i]);
-            return -1;
-        }
-        PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
-        if (m->type != Py_T_OBJECT_EX || (m->flags & Py_READONLY) || m->offset < (Py_ssize_t)sizeof(PyObject) ||
-            m->offset > cls->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
-            PyErr_Format(PyExc_TypeError, "_fastflow.setup: %s.%s is not a plain object slot", cls->tp_name,
-                         names[i]);
-            return -1;
-        }
-        out[i] = m->offset;
-    }
-    return 0;
-}
-
 static PyObject *
 ff_setup(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -288,8 +258,8 @@ ff_setup(PyObject *Py_UNUSED(module), PyObject *args)
                           &ack, &fin, &rst))
         return NULL;
     Py_ssize_t foff[NFL], poff[NP];
-    if (offsets_of((PyTypeObject *)flow_cls, flow_names, NFL, foff) < 0 ||
-        offsets_of((PyTypeObject *)pkt_cls, pkt_names, NP, poff) < 0)
+    if (slot_offsets((PyTypeObject *)flow_cls, flow_names, NFL, foff, "_fastflow.setup") < 0 ||
+        slot_offsets((PyTypeObject *)pkt_cls, pkt_names, NP, poff, "_fastflow.setup") < 0)
         return NULL;
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
         return NULL;

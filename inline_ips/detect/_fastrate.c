@@ -20,11 +20,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#ifndef Py_T_OBJECT_EX /* before 3.12 these live in structmember.h */
-#include "structmember.h"
-#define Py_T_OBJECT_EX T_OBJECT_EX
-#define Py_READONLY READONLY
-#endif
+#include "../_slots.h"
+
 
 /* kind: which key and what a packet adds (RateTracker.fast_kind). */
 enum { K_SRC_PACKETS = 1, K_SRC_DST_PACKETS, K_SRC_PORTS, K_SRC_DST_PORTS, K_SRC_HOSTS, K_SRC_DST_HOSTS };
@@ -39,8 +36,6 @@ static PyTypeObject *win_type = NULL;
 static Py_ssize_t pkt_off[NP];
 static Py_ssize_t win_off[NW];
 static PyObject *one = NULL;
-
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 static PyObject *
 slow_call(PyObject *slow, PyObject *const *args)
@@ -162,31 +157,6 @@ done:
     return result;
 }
 
-static int
-offsets_of(PyTypeObject *cls, const char *const names[], int n, Py_ssize_t *out)
-{
-    if (cls->tp_dict == NULL) {
-        PyErr_Format(PyExc_TypeError, "_fastrate.setup: %s has no type dict", cls->tp_name);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        PyObject *descr = PyDict_GetItemString(cls->tp_dict, names[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) || PyDescr_TYPE(descr) != cls) {
-            PyErr_Format(PyExc_TypeError, "_fastrate.setup: %s has no slot %s", cls->tp_name, names[i]);
-            return -1;
-        }
-        PyMemberDef *m = ((PyMemberDescrObject *)descr)->d_member;
-        if (m->type != Py_T_OBJECT_EX || (m->flags & Py_READONLY) || m->offset < (Py_ssize_t)sizeof(PyObject) ||
-            m->offset > cls->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
-            PyErr_Format(PyExc_TypeError, "_fastrate.setup: %s.%s is not a plain object slot", cls->tp_name,
-                         names[i]);
-            return -1;
-        }
-        out[i] = m->offset;
-    }
-    return 0;
-}
-
 static PyObject *
 fr_setup(PyObject *Py_UNUSED(module), PyObject *args)
 {
@@ -194,8 +164,8 @@ fr_setup(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!:setup", &PyType_Type, &win_cls, &PyType_Type, &pkt_cls))
         return NULL;
     Py_ssize_t woff[NW], poff[NP];
-    if (offsets_of((PyTypeObject *)win_cls, win_names, NW, woff) < 0 ||
-        offsets_of((PyTypeObject *)pkt_cls, pkt_names, NP, poff) < 0)
+    if (slot_offsets((PyTypeObject *)win_cls, win_names, NW, woff, "_fastrate.setup") < 0 ||
+        slot_offsets((PyTypeObject *)pkt_cls, pkt_names, NP, poff, "_fastrate.setup") < 0)
         return NULL;
     if (one == NULL && (one = PyLong_FromLong(1)) == NULL)
         return NULL;
