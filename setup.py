@@ -6,37 +6,26 @@ Python headers) the install still succeeds and the pure-Python code is used.
 
 from setuptools import Extension, setup
 
+
+def _optional(name: str, source: str, *depends: str) -> Extension:
+    return Extension(
+        name,
+        sources=[source],
+        depends=list(depends),
+        optional=True,
+        extra_compile_args=["-O2", "-Wall", "-Wextra"],
+    )
+
+
 ext_modules = [
     # Compiled fast path of inline_ips.decode.decode (pure-Python fallback: decode_py).
-    Extension(
-        "inline_ips.decode._fastdecode",
-        sources=["inline_ips/decode/_fastdecode.c"],
-        optional=True,
-        extra_compile_args=["-O2", "-Wall", "-Wextra"],
-    ),
+    _optional("inline_ips.decode._fastdecode", "inline_ips/decode/_fastdecode.c"),
     # The common case of FlowTable.lookup (fallback: the Python method, which it calls itself).
-    Extension(
-        "inline_ips._fastflow",
-        sources=["inline_ips/_fastflow.c"],
-        depends=["inline_ips/_slots.h"],
-        optional=True,
-        extra_compile_args=["-O2", "-Wall", "-Wextra"],
-    ),
+    _optional("inline_ips._fastflow", "inline_ips/_fastflow.c", "inline_ips/_slots.h"),
     # The common case of RateTracker.update (fallback: the Python method, which it calls itself).
-    Extension(
-        "inline_ips.detect._fastrate",
-        sources=["inline_ips/detect/_fastrate.c"],
-        depends=["inline_ips/_slots.h"],
-        optional=True,
-        extra_compile_args=["-O2", "-Wall", "-Wextra"],
-    ),
+    _optional("inline_ips.detect._fastrate", "inline_ips/detect/_fastrate.c", "inline_ips/_slots.h"),
     # The NFQUEUE receive loop (recvmmsg, batch verdicts); fallback: NetfilterQueue's run_socket.
-    Extension(
-        "inline_ips.source._nfqloop",
-        sources=["inline_ips/source/_nfqloop.c"],
-        optional=True,
-        extra_compile_args=["-O2", "-Wall", "-Wextra"],
-    ),
+    _optional("inline_ips.source._nfqloop", "inline_ips/source/_nfqloop.c"),
 ]
 
 setup(ext_modules=ext_modules)
