@@ -35,8 +35,11 @@ under each load:
 * for the 1- and 2-worker rows with every packet judged, also **64-byte UDP
   paced** at 1.5 times what one worker judged of the flood (at most 0.8 of
   what kernel forwarding delivered): the unpaced flood's senders take every
-  cycle a second worker could use on a small machine, so this is the load
-  that shows what a second worker adds (the issue's target 5);
+  cycle a second worker could use on a small machine;
+* for the same two rows, **TCP bulk, 2 streams** from two client addresses
+  that land on different queues: the senders need little CPU for MTU-sized
+  segments, so one worker is the limit, and this is the load that shows
+  what a second worker adds (the issue's target 5);
 
 and the **one-way latency** of paced UDP datagrams (``python -m
 bench.udp_latency``) at half the ceiling's UDP rate, against kernel
@@ -179,9 +182,14 @@ LOADS = (UDP, TCP, HTTP)
 PACED = "udp_paced"
 PACED_FACTOR = 1.5  # the paced rate: this times what one worker judged of the flood ...
 PACED_CAP = 0.8  # ... but at most this share of what kernel forwarding delivered
+# TCP bulk, one iperf3 stream from each of two client addresses that land on different
+# queues: for the 1- and 2-worker rows only. One worker is the limit here (the senders
+# need little CPU for MTU-sized segments), so it shows what a second worker adds.
+TCP2 = "tcp_2streams"
 LOAD_TITLES = {
     UDP: "64-byte UDP flood (iperf3 -u -b 0 -l 36)",
     TCP: "TCP bulk transfer (iperf3, one stream)",
+    TCP2: "TCP bulk transfer, 2 streams from 2 client addresses (one per queue), every packet judged",
     HTTP: "Many short HTTP connections (a new connection per GET)",
 }
 
@@ -532,7 +540,7 @@ class Measurement:
     @property
     def figure(self) -> float:
         """The load's headline: datagrams/s (UDP), bits/s (TCP), completed connections/s (HTTP)."""
-        if self.load == TCP:
+        if self.load in (TCP, TCP2):
             return self.bits_per_second or 0.0
         if self.load == HTTP:
             return self.connections_per_second or 0.0
@@ -834,15 +842,21 @@ class Bench:
             m.note = "sources " + ", ".join(sources)
         return m
 
-    def tcp(self, config: str) -> Measurement:
-        m = Measurement(config, TCP, float(self.seconds))
-        argv = ["iperf3", "-c", self.lab.server_ip, "-p", str(IPERF_PORT), "-B", self.lab.client_ip]
-        argv += ["-t", str(self.total), "-J"]
-        (run,), before, after = self._iperf_windowed(m, [argv])
+    def tcp(self, config: str, sources: Sequence[str] = ()) -> Measurement:
+        """One TCP bulk stream; with ``sources``, one stream from each (load TCP2)."""
+        m = Measurement(config, TCP2 if sources else TCP, float(self.seconds))
+        tail = ["-t", str(self.total), "-J"]
+        argvs = [
+            ["iperf3", "-c", self.lab.server_ip, "-p", str(IPERF_PORT + i), "-B", src, *tail]
+            for i, src in enumerate(sources or [self.lab.client_ip])
+        ]
+        runs, before, after = self._iperf_windowed(m, argvs)
         try:
-            m.retransmits = parse_iperf_tcp(run.stdout).retransmits
+            m.retransmits = sum(parse_iperf_tcp(run.stdout).retransmits for run in runs)
         except (ValueError, KeyError, TypeError) as e:
             m.error = str(e)[:200]
+        if sources:
+            m.note = "sources " + ", ".join(sources)
         m.delivered_pps = _delta(before.server, after.server, "Ip.InReceives") / m.seconds
         m.bits_per_second = 8 * _delta(before.server, after.server, "IpExt.InOctets") / m.seconds
         return m
@@ -871,6 +885,8 @@ class Bench:
             m = self.udp(config, sources)
         elif load == PACED:
             m = self.udp(config, sources, rate)
+        elif load == TCP2:
+            m = self.tcp(config, sources)
         else:
             m = self.tcp(config) if load == TCP else self.http(config)
         blocked = self.unblock()
@@ -980,19 +996,27 @@ class Bench:
             proc.kill()
             proc.wait(timeout=5)
 
-    def spread_sources(self, queues: int) -> list[str]:
-        """Client addresses whose UDP flows to the server land on different queues (one per queue, cycled).
+    def spread_sources(self, queues: int, proto: str = UDP) -> list[str]:
+        """Client addresses whose UDP (or TCP) flows to the server land on different queues (cycled).
 
         The kernel's ``--queue-balance`` hashes source and destination
         address and protocol, with a seed drawn at boot, so which address
-        lands where is found by sending a few datagrams from each and
-        watching the queues' counters.
+        lands where is found by sending a few datagrams (or connection
+        attempts, to a port nothing listens on) from each and watching the
+        queues' counters.
         """
         chosen: dict[int, str] = {}
         snippet = (
             "import socket,sys\n"
             "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind((sys.argv[1],0))\n"
             "[s.sendto(b'probe',(sys.argv[2],9)) for _ in range(20)]\n"
+            if proto == UDP
+            else "import socket,sys\n"
+            "for _ in range(5):\n"
+            " s=socket.socket();s.settimeout(0.5);s.bind((sys.argv[1],0))\n"
+            " try: s.connect((sys.argv[2],9))\n"
+            " except OSError: pass\n"
+            " s.close()\n"
         )
         for src in self.sources:
             before = queue_stats(self.lab)
@@ -1251,16 +1275,19 @@ class Report:
                 "-" if p99 is None else f"{p99:,.0f} µs",
             )
         )
-        r5 = self.judged_ratio(IPS_W2, IPS_JUDGED, PACED)
-        flood = self.judged_ratio(IPS_W2, IPS_JUDGED)
+        r5 = self.ratio(IPS_W2, TCP2, IPS_JUDGED)
+        one = self.get(IPS_JUDGED, TCP2)
+        busy = f", one worker's CPU {one.cpu_percent:.0f}%" if one and one.cpu_percent is not None else ""
         out.append(
             (
                 "5. 2 workers deliver more than 1 worker",
                 fmt(r5),
-                f"64-byte UDP paced at {self.paced_rate:,.0f}/s ({PACED_FACTOR:g} times what one worker "
-                f"judged of the flood), packets/s judged, 2 workers ÷ 1 worker (both every packet judged); "
-                f"under the unpaced flood, where the senders take every cycle the second worker "
-                f"could use: {fmt(flood)}",
+                f"TCP bulk, 2 streams from 2 client addresses (one per queue), inspected bits/s "
+                f"delivered, 2 workers ÷ 1 worker (both every packet judged{busy}); 64-byte UDP paced "
+                f"at {self.paced_rate:,.0f}/s, packets/s judged: "
+                f"{fmt(self.judged_ratio(IPS_W2, IPS_JUDGED, PACED))}; under the unpaced UDP flood: "
+                f"{fmt(self.judged_ratio(IPS_W2, IPS_JUDGED))} (the UDP senders and the second worker "
+                "share a CPU)",
                 met(r5, lambda v: v > 1.0),
                 r5,
                 fmt(r5),
@@ -1294,7 +1321,7 @@ class Report:
     def _rows(self, load: str) -> tuple[list[str], list[list[str]]]:
         if load == UDP:
             head = ["configuration", "delivered pkt/s", "Mbit/s", "loss %", "judged pkt/s", "unjudged %"]
-        elif load == TCP:
+        elif load in (TCP, TCP2):
             head = [
                 "configuration",
                 "Mbit/s to server",
@@ -1312,7 +1339,8 @@ class Report:
                 "judged pkt/s",
                 "unjudged %",
             ]
-        head += ["÷ ceiling", "÷ kernel", "router CPU %", "CPU s/Mpkt", "RSS MB"]
+        head += ["÷ 1 worker"] if load == TCP2 else ["÷ ceiling", "÷ kernel"]
+        head += ["router CPU %", "CPU s/Mpkt", "RSS MB"]
         rows: list[list[str]] = []
         for key in ALL_CONFIGS:
             m = self.get(key, load)
@@ -1326,7 +1354,7 @@ class Report:
                     f"{(m.bits_per_second or 0) / 1e6:,.1f}",
                     _f(m.loss_percent, 1),
                 ]
-            elif load == TCP:
+            elif load in (TCP, TCP2):
                 cells = [
                     f"{(m.bits_per_second or 0) / 1e6:,.0f}",
                     f"{m.delivered_pps:,.0f}",
@@ -1345,8 +1373,11 @@ class Report:
                     *cells,
                     judged,
                     unj,
-                    _f(self.ratio(key, load, CEILING), 3),
-                    _f(self.ratio(key, load, KERNEL), 3),
+                    *(
+                        [_f(self.ratio(key, load, IPS_JUDGED), 3)]
+                        if load == TCP2
+                        else [_f(self.ratio(key, load, CEILING), 3), _f(self.ratio(key, load, KERNEL), 3)]
+                    ),
                     _f(m.cpu_percent, 0),
                     _f(m.cpu_per_mpkt, 1),
                     "-" if m.rss_bytes is None else f"{m.rss_bytes / 2**20:,.0f}",
@@ -1463,6 +1494,9 @@ class Report:
                 "",
             ]
             out += _md_table(*view._paced_rows())
+        if any(m.load == TCP2 for m in view.results):
+            out += ["", f"### {LOAD_TITLES[TCP2]}: one worker and two", ""]
+            out += _md_table(*view._rows(TCP2))
         out += [
             "",
             f"### Latency at {self.latency_rate:,.0f} datagrams/s asked ("
@@ -1767,6 +1801,13 @@ def _one_round(
                     m.round_no = rnd
                     report.results.append(m)
                     say(f"  {PACED} at {report.paced_rate:,.0f}/s: {_summary(m)}")
+                if key in (IPS_JUDGED, IPS_W2):
+                    # Two client addresses either way; for two workers, ones that land on both queues.
+                    pair = bench.spread_sources(2, TCP)[:2] if key == IPS_W2 else bench.sources[:2]
+                    m = bench.measure(key, TCP2, pair)
+                    m.round_no = rnd
+                    report.results.append(m)
+                    say(f"  {TCP2}: {_summary(m)}")
                 if key == CEILING and not report.latency_rate:
                     report.latency_rate = _latency_rate(report)
                 if (key != KERNEL or report.latency_rate_given) and report.latency_rate > 0:
@@ -1797,7 +1838,8 @@ def _latency_rate(report: Report) -> float:
 
 
 def _summary(m: Measurement) -> str:
-    parts = [f"{m.figure:,.0f} {'bit/s' if m.load == TCP else 'conn/s' if m.load == HTTP else 'pkt/s'}"]
+    unit = "bit/s" if m.load in (TCP, TCP2) else "conn/s" if m.load == HTTP else "pkt/s"
+    parts = [f"{m.figure:,.0f} {unit}"]
     if m.load in (UDP, PACED) and m.loss_percent is not None:
         parts.append(f"loss {m.loss_percent:.1f}%")
     parts.append(f"judged {m.judged / m.seconds:,.0f}/s, unjudged {100 * m.unjudged_share:.1f}%")

@@ -227,7 +227,7 @@ def _m(config: str, load: str, figure: float, judged: int, cpu: float | None, **
         m.bits_per_second = figure * 64 * 8
         m.loss_percent = kw.get("loss", 0.0)
         m.sent = int(figure * 10)
-    elif load == lb.TCP:
+    elif load in (lb.TCP, lb.TCP2):
         m.bits_per_second = figure
     else:
         m.connections_per_second = figure
@@ -252,6 +252,9 @@ def _report(ceiling_cpu: float, ceiling_loss: float) -> lb.Report:
         _m(lb.KERNEL, lb.TCP, 10e9, 0, None),
         _m(lb.CEILING, lb.TCP, 1e9, 1_000_000, 10.0),
         _m(lb.IPS, lb.TCP, 9e9, 100, 0.1),
+        # Two streams: one worker at 98% of a CPU carries 1 Gbit/s, two carry 1.6.
+        _m(lb.IPS_JUDGED, lb.TCP2, 1e9, 850_000, 9.8),
+        _m(lb.IPS_W2, lb.TCP2, 1.6e9, 1_360_000, 16.0),
         _m(lb.KERNEL, lb.HTTP, 3000, 0, None),
         _m(lb.CEILING, lb.HTTP, 2900, 300_000, 3.0),
     ]
@@ -289,9 +292,14 @@ def test_targets_say_met_or_not_and_fall_back_to_cpu_per_packet_when_the_senders
     assert saturated["4."] == ("800 µs", True)
     t4 = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("4."))
     assert "the accept-all ceiling itself adds 1,200 µs" in t4
-    assert saturated["5."] == ("1.500", True)  # the paced load decides; the flood's 1.1 is quoted
-    flood = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("5."))
-    assert "paced at 90,000/s" in flood and "unpaced flood" in flood and "1.100" in flood
+    # Two TCP streams decide; the paced UDP's 1.5 and the flood's 1.1 are quoted.
+    assert saturated["5."] == ("1.600", True)
+    t5 = next(how for t, _, how, _ in _report(10.0, 20.0).targets() if t.startswith("5."))
+    assert "one worker's CPU 98%" in t5
+    assert "paced at 90,000/s, packets/s judged: 1.500" in t5 and "unpaced UDP flood: 1.100" in t5
+    slower = _report(10.0, 20.0)
+    slower.get(lb.IPS_W2, lb.TCP2).bits_per_second = 0.9e9  # type: ignore[union-attr]
+    assert [(v, ok) for t, v, _, ok in slower.targets() if t.startswith("5.")] == [("0.900", False)]
     # A ceiling with CPU to spare and no loss judged what the senders sent: compare CPU per packet
     # (ceiling 2 µs, the IPS 16.7 µs), not packets/s.
     limited = _report(ceiling_cpu=2.0, ceiling_loss=0.0)
@@ -327,6 +335,18 @@ def test_markdown_has_a_table_per_load_latency_targets_and_the_command() -> None
     assert "### 64-byte UDP paced at 90,000 datagrams/s" in md
     paced = next(line for line in md.splitlines() if line.startswith(f"| {lb.NAMES[lb.IPS_W2]} | 9"))
     assert [c.strip() for c in paced.strip("|").split("|")][4:7] == ["90,000", "0.0", "1.500"]
+    tcp2 = md.split(f"### {lb.LOAD_TITLES[lb.TCP2]}: one worker and two")[1].split("###")[0]
+    row2 = next(line for line in tcp2.splitlines() if line.startswith(f"| {lb.NAMES[lb.IPS_W2]} |"))
+    # Mbit/s, ..., judged pkt/s, unjudged %, ÷ 1 worker, router CPU %
+    assert [c.strip() for c in row2.strip("|").split("|")][1:8] == [
+        "1,600",
+        "0",
+        "-",
+        "136,000",
+        "0.0",
+        "1.600",
+        "160",
+    ]
     assert f"{lb.NAMES[lb.IPS_ET]}: skipped (--no-et)" in md
     doc = lb.Report.to_json(_report(10.0, 20.0))
     assert json.loads(json.dumps(doc))["targets"][2]["met"] is True
