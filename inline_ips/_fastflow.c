@@ -12,7 +12,7 @@
  * slow(pkt, tcp_state), the Python method, before anything was changed.
  *
  * The Python code (inline_ips/flow.py) is the specification; this file mirrors it
- * branch for branch, and tests/test_flow.py drives a table through each on the same
+ * branch for branch, and tests/test_fastflow.py drives a table through each on the same
  * traffic and compares every slot of every flow after every packet.
  *
  * How slots are read: setup(Flow, Packet, PROTO_TCP, SYN, ACK, FIN, RST) looks up the
