@@ -71,7 +71,8 @@ def _counted(tmp_path: Path, n: int) -> int:
         "import collections\n"
         "P = collections.namedtuple('P', 'a b')  # an eval() of its own\n"
         "for _ in range(50): eval('sum(range(20000))')  # far more than the loop below\n"
-        f"x = 0\neval(compile('for i in range({n}):\\n    x = x + i', '<m>', 'exec'))\n"
+        # Same-sized work per pass: a growing sum would leave small ints and cost more per pass.
+        f"x = 0\neval(compile('for i in range({n}):\\n    x = i ^ 1', '<m>', 'exec'))\n"
     )
     argv = [*instructions.callgrind_argv(out), sys.executable, "-c", code]
     cp = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
